@@ -1,0 +1,484 @@
+package serve
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stellaops/stellaops-cli/pkg/bundle"
+	"github.com/stellaops/stellaops-cli/pkg/exportroot"
+)
+
+// Bounds on what serve reads into memory from an export.
+const (
+	maxManifestBytes       = 64 << 20
+	maxDomainManifestBytes = 16 << 20
+	maxSmallFileBytes      = 16 << 20
+)
+
+// fileEntry is one servable file of an export.
+type fileEntry struct {
+	rel         string // path inside the export folder, slash-separated
+	size        int64
+	etag        string // `"<sha256 hex>"`
+	contentType string
+}
+
+// vexEntry is one Excititor export of a domain.
+type vexEntry struct {
+	file fileEntry
+	vex  bundle.VexExport
+}
+
+// domain is one domain of a loaded export.
+type domain struct {
+	id         string
+	files      map[string]*fileEntry // manifest.json, bundle.json, bundle.json.jws, bundle.json.sig
+	vex        map[string]*vexEntry  // by export key
+	index      []byte                // the excititor index document
+	indexETag  string
+	hasExports bool
+}
+
+// export is a loaded, immutable export folder. Files are opened through
+// root, looked up only through files, never by joining request paths.
+type export struct {
+	id          string
+	dir         string
+	root        *os.Root
+	manifest    bundle.Manifest
+	generatedAt time.Time
+	expiresAt   time.Time
+	files       map[string]*fileEntry // every file of the export by relative path
+	domains     map[string]*domain
+	refs        atomic.Int64 // open responses, plus one while cached
+	closeOnce   sync.Once
+}
+
+// excititorIndex is the document served at /excititor/mirror/{domain}/index.
+type excititorIndex struct {
+	DomainID    string                `json:"domainId"`
+	ExportID    string                `json:"exportId"`
+	GeneratedAt time.Time             `json:"generatedAt"`
+	Exports     []excititorIndexEntry `json:"exports"`
+}
+
+type excititorIndexEntry struct {
+	ExportKey string    `json:"exportKey"`
+	Format    string    `json:"format"`
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"createdAt"`
+	Href      string    `json:"href"`
+}
+
+// loadExport reads the manifests of the export folder rootDir/id. Only
+// mirror.json and the domain manifests are parsed; mirror.dsse.json and
+// SHA256SUMS are hashed once here because mirror.json does not list them.
+func loadExport(rootDir, id string, warn func(string, ...any)) (*export, error) {
+	if !exportroot.ValidExportID(id) {
+		return nil, fmt.Errorf("export id %q: %w", id, exportroot.ErrInvalidExportID)
+	}
+	dir := filepath.Join(rootDir, id)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open export %s: %w", dir, err)
+	}
+	e := &export{id: id, dir: dir, root: root, files: map[string]*fileEntry{}, domains: map[string]*domain{}}
+	if err := e.load(warn); err != nil {
+		root.Close()
+		return nil, err
+	}
+	e.refs.Store(1)
+	return e, nil
+}
+
+func (e *export) load(warn func(string, ...any)) error {
+	raw, err := readBounded(e.root, bundle.ManifestFile, maxManifestBytes)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", e.id, err)
+	}
+	if err := json.Unmarshal(raw, &e.manifest); err != nil {
+		return fmt.Errorf("export %s: parse %s: %w", e.id, bundle.ManifestFile, err)
+	}
+	if e.manifest.ExportID != "" && e.manifest.ExportID != e.id {
+		return fmt.Errorf("export %s: %s names export %s", e.id, bundle.ManifestFile, e.manifest.ExportID)
+	}
+	e.generatedAt = e.manifest.GeneratedAt
+	e.expiresAt = e.manifest.ExpiresAt
+	e.add(bundle.ManifestFile, int64(len(raw)), sha256Hex(raw))
+	for _, name := range []string{bundle.EnvelopeFile, bundle.ChecksumsFile} {
+		b, err := readBounded(e.root, name, maxSmallFileBytes)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("export %s: %w", e.id, err)
+		}
+		e.add(name, int64(len(b)), sha256Hex(b))
+	}
+	for _, f := range e.manifest.Files {
+		if !safeRelPath(f.Path) {
+			return fmt.Errorf("export %s: %s lists unsafe path %q", e.id, bundle.ManifestFile, f.Path)
+		}
+		if !isHexSHA256(f.SHA256) {
+			return fmt.Errorf("export %s: %s: bad sha256 for %s", e.id, bundle.ManifestFile, f.Path)
+		}
+		e.add(f.Path, f.Size, strings.ToLower(f.SHA256))
+	}
+	for _, id := range e.manifest.Domains {
+		if !ValidDomainID(id) {
+			return fmt.Errorf("export %s: %s lists bad domain id %q", e.id, bundle.ManifestFile, id)
+		}
+		d, err := e.loadDomain(id, warn)
+		if err != nil {
+			return err
+		}
+		e.domains[id] = d
+	}
+	return nil
+}
+
+func (e *export) add(rel string, size int64, sum string) {
+	e.files[rel] = &fileEntry{rel: rel, size: size, etag: `"` + sum + `"`, contentType: contentTypeFor(rel)}
+}
+
+func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, error) {
+	d := &domain{id: id, files: map[string]*fileEntry{}, vex: map[string]*vexEntry{}}
+	base := bundle.MirrorDir + "/" + id + "/"
+	for _, name := range []string{bundle.DomainManifestName, bundle.DomainBundleName, bundle.DomainJWSName, bundle.DomainSigName} {
+		if f, ok := e.files[base+name]; ok {
+			d.files[name] = f
+		}
+	}
+	mf, ok := d.files[bundle.DomainManifestName]
+	if !ok {
+		return nil, fmt.Errorf("export %s: domain %s has no %s in %s", e.id, id, bundle.DomainManifestName, bundle.ManifestFile)
+	}
+	raw, err := readBounded(e.root, mf.rel, maxDomainManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.id, err)
+	}
+	var dm bundle.DomainManifest
+	if err := json.Unmarshal(raw, &dm); err != nil {
+		return nil, fmt.Errorf("export %s: parse %s: %w", e.id, mf.rel, err)
+	}
+	idx := excititorIndex{DomainID: id, ExportID: e.id, GeneratedAt: dm.GeneratedAt, Exports: []excititorIndexEntry{}}
+	if idx.GeneratedAt.IsZero() {
+		idx.GeneratedAt = e.generatedAt
+	}
+	for _, x := range dm.Exports {
+		rel := x.Path
+		if rel == "" {
+			rel = "vex/" + x.Key + ".json"
+		}
+		if x.Key == "" || !safeRelPath(x.Key) || !safeRelPath(rel) {
+			warn("export %s: domain %s: skipping VEX export with unsafe key or path %q", e.id, id, x.Key)
+			continue
+		}
+		f, ok := e.files[base+rel]
+		if !ok {
+			warn("export %s: domain %s: VEX export %s (%s) is not listed in %s; not served", e.id, id, x.Key, rel, bundle.ManifestFile)
+			continue
+		}
+		d.vex[x.Key] = &vexEntry{file: *f, vex: x}
+		idx.Exports = append(idx.Exports, excititorIndexEntry{
+			ExportKey: x.Key,
+			Format:    x.Format,
+			SHA256:    strings.Trim(f.etag, `"`),
+			Size:      f.size,
+			CreatedAt: x.CreatedAt,
+			Href:      "/excititor/mirror/" + id + "/download/" + x.Key,
+		})
+	}
+	sort.Slice(idx.Exports, func(i, j int) bool { return idx.Exports[i].ExportKey < idx.Exports[j].ExportKey })
+	d.hasExports = len(idx.Exports) > 0
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(idx); err != nil {
+		return nil, err
+	}
+	d.index = buf.Bytes()
+	d.indexETag = `"` + sha256Hex(d.index) + `"`
+	return d, nil
+}
+
+// open opens a listed file of the export.
+func (e *export) open(f *fileEntry) (*os.File, error) {
+	return e.root.Open(filepath.FromSlash(f.rel))
+}
+
+// acquire takes a reference for a response; it fails once the export has
+// been dropped from the cache and its last response finished.
+func (e *export) acquire() bool {
+	for {
+		n := e.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release drops a reference and closes the root with the last one.
+func (e *export) release() {
+	if e.refs.Add(-1) == 0 {
+		e.closeOnce.Do(func() { e.root.Close() })
+	}
+}
+
+func readBounded(root *os.Root, rel string, limit int64) ([]byte, error) {
+	f, err := root.Open(filepath.FromSlash(rel))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", rel, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", rel, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("read %s: larger than %d bytes", rel, limit)
+	}
+	return b, nil
+}
+
+// safeRelPath reports whether p is a clean, relative, slash-separated path
+// without "." or ".." elements, backslashes or control characters.
+func safeRelPath(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\") || path.Clean(p) != p {
+		return false
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	for _, el := range strings.Split(p, "/") {
+		if el == "." || el == ".." || el == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func contentTypeFor(rel string) string {
+	switch {
+	case strings.HasSuffix(rel, ".json"):
+		return "application/json"
+	case strings.HasSuffix(rel, ".jws"):
+		return "application/jose"
+	case path.Base(rel) == bundle.ChecksumsFile:
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// exportSet resolves the active export and caches loaded exports by id.
+type exportSet struct {
+	rootDir  string
+	override string
+	now      func() time.Time
+	warn     func(string, ...any)
+	ttl      time.Duration
+	maxCache int
+
+	resolveMu sync.Mutex
+	active    atomic.Pointer[activeState]
+
+	mu    sync.Mutex
+	cache map[string]*export
+	order []string // least recently used first
+	// failed remembers exports that did not load, so a broken folder is not
+	// re-read on every request.
+	failed map[string]time.Time
+}
+
+// activeState is the result of the last resolution.
+type activeState struct {
+	export    *export // nil when none is active
+	err       error
+	checkedAt time.Time
+}
+
+func newExportSet(rootDir, override string, now func() time.Time, warn func(string, ...any)) *exportSet {
+	return &exportSet{
+		rootDir: rootDir, override: override, now: now, warn: warn,
+		ttl: time.Second, maxCache: 4,
+		cache: map[string]*export{}, failed: map[string]time.Time{},
+	}
+}
+
+// current returns the active export, re-resolving it at most once per ttl.
+// The caller must release the returned export.
+func (s *exportSet) current() (*export, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		st := s.active.Load()
+		now := s.now()
+		if st == nil || now.Sub(st.checkedAt) >= s.ttl || now.Before(st.checkedAt) {
+			if st == nil {
+				s.resolveMu.Lock()
+				st = s.resolveLocked(now)
+				s.resolveMu.Unlock()
+			} else if s.resolveMu.TryLock() {
+				st = s.resolveLocked(now)
+				s.resolveMu.Unlock()
+			}
+		}
+		if st.export == nil {
+			return nil, st.err
+		}
+		if st.export.acquire() {
+			return st.export, nil
+		}
+		// Evicted between load and acquire: resolve again.
+		s.invalidate()
+	}
+	return nil, errors.New("active export changed repeatedly; try again")
+}
+
+// invalidate forces the next request to resolve the active export again.
+func (s *exportSet) invalidate() {
+	if st := s.active.Load(); st != nil {
+		s.active.Store(&activeState{export: st.export, err: st.err, checkedAt: time.Time{}})
+	}
+}
+
+func (s *exportSet) resolveLocked(now time.Time) *activeState {
+	if st := s.active.Load(); st != nil && now.Sub(st.checkedAt) < s.ttl && !now.Before(st.checkedAt) {
+		return st // another goroutine resolved meanwhile
+	}
+	st := &activeState{checkedAt: now}
+	id, err := exportroot.ResolveActive(s.rootDir, s.override)
+	if err == nil {
+		st.export, err = s.get(id)
+	}
+	st.err = err
+	prev := s.active.Swap(st)
+	if prev != nil && prev.export != nil && st.export != nil && prev.export.id != st.export.id {
+		s.warn("active export is now %s (was %s)", st.export.id, prev.export.id)
+	}
+	return st
+}
+
+// byID returns the export named id, loading it if needed. The caller must
+// release it.
+func (s *exportSet) byID(id string) (*export, error) {
+	if st := s.active.Load(); st != nil && st.export != nil && st.export.id == id && st.export.acquire() {
+		return st.export, nil
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		e, err := s.get(id)
+		if err != nil {
+			return nil, err
+		}
+		if e.acquire() {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("export %s: %w", id, fs.ErrNotExist)
+}
+
+// retryFailedAfter is how long a folder that failed to load is left alone.
+const retryFailedAfter = 10 * time.Second
+
+// get returns the cached export id or loads it.
+func (s *exportSet) get(id string) (*export, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.cache[id]; ok {
+		s.touch(id)
+		return e, nil
+	}
+	if t, ok := s.failed[id]; ok && s.now().Sub(t) < retryFailedAfter && !s.now().Before(t) {
+		return nil, fmt.Errorf("export %s: failed to load recently", id)
+	}
+	if !exportroot.ValidExportID(id) {
+		return nil, fmt.Errorf("export %s: %w", id, fs.ErrNotExist)
+	}
+	if fi, err := os.Lstat(filepath.Join(s.rootDir, id)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("export %s: %w", id, fs.ErrNotExist)
+	}
+	e, err := loadExport(s.rootDir, id, s.warn)
+	if err != nil {
+		s.warn("%v", err)
+		if len(s.failed) > 64 {
+			clear(s.failed)
+		}
+		s.failed[id] = s.now()
+		return nil, err
+	}
+	delete(s.failed, id)
+	s.cache[id] = e
+	s.order = append(s.order, id)
+	activeID := ""
+	if st := s.active.Load(); st != nil && st.export != nil {
+		activeID = st.export.id
+	}
+	for len(s.order) > s.maxCache {
+		i := 0
+		for i < len(s.order) && (s.order[i] == activeID || s.order[i] == id) {
+			i++
+		}
+		if i == len(s.order) {
+			break
+		}
+		victim := s.order[i]
+		s.order = append(s.order[:i], s.order[i+1:]...)
+		old := s.cache[victim]
+		delete(s.cache, victim)
+		old.release()
+	}
+	return e, nil
+}
+
+func (s *exportSet) touch(id string) {
+	for i, v := range s.order {
+		if v == id {
+			copy(s.order[i:], s.order[i+1:])
+			s.order[len(s.order)-1] = id
+			return
+		}
+	}
+}
+
+// close releases every cached export.
+func (s *exportSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, e := range s.cache {
+		delete(s.cache, id)
+		e.release()
+	}
+	s.order = nil
+	s.active.Store(nil)
+}
