@@ -23,7 +23,7 @@ const (
 	// maxPartsManifestSize bounds NAME.parts.json and its envelope.
 	maxPartsManifestSize = 16 << 20
 	// maxParts bounds the number of parts a manifest may list.
-	maxParts = 100000
+	maxParts       = 100000
 	readBufferSize = 256 << 10
 )
 

@@ -31,7 +31,7 @@ const MaxAdvisorySize = 16 << 20
 const maxValidatedVEX = 64 << 20
 
 // ErrSource marks a problem with the export's source tree (exit 4).
-var ErrSource = fmt.Errorf("%w: invalid source", failure.ErrUsage)
+var ErrSource = failure.New(failure.ErrUsage, "invalid source")
 
 func sourceErr(path, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrSource, path, fmt.Sprintf(format, args...))

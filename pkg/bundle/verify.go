@@ -56,14 +56,14 @@ const (
 
 // Errors callers branch on.
 var (
-	ErrDigestMismatch = fmt.Errorf("%w: digest mismatch", failure.ErrVerification)
-	ErrSizeMismatch   = fmt.Errorf("%w: size mismatch", failure.ErrVerification)
-	ErrMissingFile    = fmt.Errorf("%w: missing file", failure.ErrVerification)
-	ErrExtraFile      = fmt.Errorf("%w: unlisted file", failure.ErrVerification)
-	ErrMalformed      = fmt.Errorf("%w: malformed signed document", failure.ErrVerification)
-	ErrUnsafePath     = fmt.Errorf("%w: unsafe path", failure.ErrVerification)
-	ErrExpired        = fmt.Errorf("%w: bundle expired", failure.ErrPolicy)
-	ErrNotYetValid    = fmt.Errorf("%w: bundle not yet valid", failure.ErrPolicy)
+	ErrDigestMismatch = failure.New(failure.ErrVerification, "digest mismatch")
+	ErrSizeMismatch   = failure.New(failure.ErrVerification, "size mismatch")
+	ErrMissingFile    = failure.New(failure.ErrVerification, "missing file")
+	ErrExtraFile      = failure.New(failure.ErrVerification, "unlisted file")
+	ErrMalformed      = failure.New(failure.ErrVerification, "malformed signed document")
+	ErrUnsafePath     = failure.New(failure.ErrVerification, "unsafe path")
+	ErrExpired        = failure.New(failure.ErrPolicy, "bundle expired")
+	ErrNotYetValid    = failure.New(failure.ErrPolicy, "bundle not yet valid")
 )
 
 var exportIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z$`)

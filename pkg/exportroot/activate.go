@@ -117,8 +117,11 @@ func (r *Root) CleanStaging() ([]string, error) {
 //     latest, then fsync ROOT.
 //
 // A crash at any step leaves latest at the previous export or at the new,
-// complete one; CleanStaging removes the leftovers. Activate does not apply
-// the rollback policy; callers compare sequence with HighWater first.
+// complete one; CleanStaging removes the leftovers. When a step fails with
+// an error before latest is switched, Activate moves the export folder back
+// to stagingDir and restores the high-water mark, so the root is as it was.
+// Activate does not apply the rollback policy; callers compare sequence
+// with HighWater first.
 func (r *Root) Activate(stagingDir, exportID string, sequence int64) error {
 	if !ValidExportID(exportID) {
 		return fmt.Errorf("activate %s: %w %q", stagingDir, ErrInvalidExportID, exportID)
@@ -134,6 +137,13 @@ func (r *Root) Activate(stagingDir, exportID string, sequence int64) error {
 		return fmt.Errorf("activate %s: not a folder", stagingDir)
 	}
 	dest := r.ExportDir(exportID)
+
+	// Kept to restore the high-water mark if a later step fails.
+	prevHWM, prevHWMErr := os.ReadFile(r.statePath(SequenceFile))
+	if prevHWMErr != nil && !errors.Is(prevHWMErr, fs.ErrNotExist) {
+		return fmt.Errorf("activate %s: read high-water mark: %w", exportID, prevHWMErr)
+	}
+	hadHWM := prevHWMErr == nil
 
 	if err := atomicfile.SyncTree(stagingDir); err != nil {
 		return fmt.Errorf("activate %s: %w", exportID, err)
@@ -151,21 +161,55 @@ func (r *Root) Activate(stagingDir, exportID string, sequence int64) error {
 	crashpoint.Hit(cpActivateAfterRename)
 
 	if err := atomicfile.SyncDir(r.dir); err != nil {
-		return fmt.Errorf("activate %s: %w", exportID, err)
+		return r.rollback(fmt.Errorf("activate %s: %w", exportID, err), stagingDir, dest, false, nil, false)
 	}
 	_ = atomicfile.SyncDir(filepath.Dir(stagingDir))
 	crashpoint.Hit(cpActivateAfterRootSync)
 
 	if err := r.RecordHighWater(exportID, sequence); err != nil {
-		return fmt.Errorf("activate %s: %w", exportID, err)
+		return r.rollback(fmt.Errorf("activate %s: %w", exportID, err), stagingDir, dest, false, nil, false)
 	}
 	crashpoint.Hit(cpActivateAfterHWM)
 
-	if err := r.swapLatest(exportID, cpActivateAfterTempLink, cpActivateAfterLatest); err != nil {
-		return fmt.Errorf("activate %s: %w", exportID, err)
+	committed, err := r.swapLatest(exportID, cpActivateAfterTempLink, cpActivateAfterLatest)
+	if err != nil {
+		err = fmt.Errorf("activate %s: %w", exportID, err)
+		if committed {
+			// latest already points at the new, complete export.
+			return err
+		}
+		return r.rollback(err, stagingDir, dest, true, prevHWM, hadHWM)
 	}
 	crashpoint.Hit(cpActivateAfterFinalSync)
 	return nil
+}
+
+// rollback undoes an Activate that failed with an error (not a crash)
+// before latest was switched: it restores the previous high-water mark when
+// it was raised, and moves the export folder back to stagingDir, so that a
+// failed import leaves the root as it was. If the mark cannot be restored,
+// the export folder stays in place, which is the state a crash right after
+// raising the mark leaves. It returns cause joined with any rollback error.
+func (r *Root) rollback(cause error, stagingDir, dest string, hwmWritten bool, prevHWM []byte, hadHWM bool) error {
+	if hwmWritten {
+		p := r.statePath(SequenceFile)
+		var err error
+		if hadHWM {
+			err = atomicfile.WriteFile(p, prevHWM, 0o644)
+		} else if err = os.Remove(p); err == nil {
+			err = atomicfile.SyncDir(r.state)
+		}
+		if err != nil {
+			return errors.Join(cause, fmt.Errorf("roll back: restore %s: %w", p, err))
+		}
+	}
+	if err := os.Rename(dest, stagingDir); err != nil {
+		return errors.Join(cause, fmt.Errorf("roll back: move %s back to %s: %w", dest, stagingDir, err))
+	}
+	if err := atomicfile.SyncDir(r.dir); err != nil {
+		return errors.Join(cause, fmt.Errorf("roll back: %w", err))
+	}
+	return cause
 }
 
 // checkStaging refuses a staging folder that is not below
@@ -194,31 +238,33 @@ func (r *Root) SetLatest(exportID string) error {
 	if !isDir(dest) {
 		return fmt.Errorf("set %s to %s: %s is not an export folder: %w", filepath.Join(r.dir, LatestName), exportID, dest, fs.ErrNotExist)
 	}
-	return r.swapLatest(exportID, cpSetLatestAfterTempLink, cpSetLatestAfterLatest)
+	_, err := r.swapLatest(exportID, cpSetLatestAfterTempLink, cpSetLatestAfterLatest)
+	return err
 }
 
 // swapLatest creates a symlink to exportID at a temporary name, renames it
 // over latest and fsyncs the root, passing the given crash points after the
-// link is created and after the rename.
-func (r *Root) swapLatest(exportID, cpAfterTemp, cpAfterRename string) error {
+// link is created and after the rename. committed reports whether latest
+// was switched, also when a later step failed.
+func (r *Root) swapLatest(exportID, cpAfterTemp, cpAfterRename string) (committed bool, err error) {
 	latest := filepath.Join(r.dir, LatestName)
 	if fi, err := os.Lstat(latest); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
-		return fmt.Errorf("replace %s: exists and is not a symlink", latest)
+		return false, fmt.Errorf("replace %s: exists and is not a symlink", latest)
 	}
 	tmp := filepath.Join(r.dir, latestTempPrefix+randomSuffix())
 	if err := os.Symlink(exportID, tmp); err != nil {
-		return fmt.Errorf("replace %s: %w", latest, err)
+		return false, fmt.Errorf("replace %s: %w", latest, err)
 	}
 	crashpoint.Hit(cpAfterTemp)
 	if err := os.Rename(tmp, latest); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", latest, err)
+		return false, fmt.Errorf("replace %s: %w", latest, err)
 	}
 	crashpoint.Hit(cpAfterRename)
 	if err := atomicfile.SyncDir(r.dir); err != nil {
-		return fmt.Errorf("replace %s: %w", latest, err)
+		return true, fmt.Errorf("replace %s: %w", latest, err)
 	}
-	return nil
+	return true, nil
 }
 
 // RecordHighWater raises the high-water mark to sequence, naming

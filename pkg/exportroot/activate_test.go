@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/stellaops/stellaops-cli/internal/faultfs"
 	"github.com/stellaops/stellaops-cli/internal/testutil"
 )
 
@@ -520,5 +521,80 @@ func TestCleanStaging(t *testing.T) {
 	removed, err = r.CleanStaging()
 	if err != nil || len(removed) != 0 {
 		t.Errorf("second CleanStaging = %v, %v", removed, err)
+	}
+}
+
+// TestActivateRollsBackOnError makes Activate fail after the rename and
+// checks that the root is left as it was and that a retry succeeds.
+func TestActivateRollsBackOnError(t *testing.T) {
+	tests := []struct {
+		name string
+		// breakRoot makes a step after the rename fail; it returns a
+		// function that repairs the cause.
+		breakRoot func(t *testing.T, r *Root) (repair func())
+		wantErr   error
+	}{
+		{
+			name: "disk full writing the high-water mark",
+			breakRoot: func(t *testing.T, r *Root) func() {
+				if err := faultfs.Set("enospc-after=0"); err != nil {
+					t.Fatal(err)
+				}
+				return func() { _ = faultfs.Set("") }
+			},
+			wantErr: syscall.ENOSPC,
+		},
+		{
+			name: "latest cannot be replaced",
+			breakRoot: func(t *testing.T, r *Root) func() {
+				latest := filepath.Join(r.Dir(), LatestName)
+				if err := os.Remove(latest); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(latest, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				return func() {
+					if err := os.Remove(latest); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Symlink(idA, latest); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := openRoot(t)
+			lock(t, r)
+			activate(t, r, idA, 1)
+			staging := stagedBundle(idB)(t, r)
+			repair := tt.breakRoot(t, r)
+			t.Cleanup(func() { _ = faultfs.Set("") })
+			before := testutil.Fingerprint(t, r.Dir())
+
+			err := r.Activate(staging, idB, 2)
+			if err == nil {
+				t.Fatal("Activate succeeded")
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("err = %v, want %v", err, tt.wantErr)
+			}
+			testutil.AssertUnchanged(t, r.Dir(), before)
+			if h := mustHighWater(t, r); h.Sequence != 1 || h.ExportID != idA {
+				t.Errorf("HighWater = %+v after a failed Activate", h)
+			}
+
+			repair()
+			if err := r.Activate(staging, idB, 2); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			checkConsistent(t, r)
+			if got := mustLatest(t, r); got != idB {
+				t.Errorf("Latest = %s, want %s", got, idB)
+			}
+		})
 	}
 }

@@ -34,6 +34,7 @@ type BusyError struct {
 	Waited time.Duration
 }
 
+// Error describes the holder: pid, command, host and start time when known.
 func (e *BusyError) Error() string {
 	msg := "export root is busy: " + e.Path + " is held"
 	if e.Holder.PID > 0 {

@@ -115,3 +115,9 @@ func HintOf(err error) string {
 	}
 	return ""
 }
+
+// New returns a sentinel error of class with its own message: errors.Is
+// matches both the sentinel and the class, and the message is msg alone.
+func New(class error, msg string) error {
+	return &classed{class: class, msg: msg}
+}

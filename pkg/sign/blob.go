@@ -14,7 +14,7 @@ import (
 )
 
 // ErrBlobSignature: a .sig does not verify against any trusted key.
-var ErrBlobSignature = fmt.Errorf("%w: blob signature does not verify", failure.ErrVerification)
+var ErrBlobSignature = failure.New(failure.ErrVerification, "blob signature does not verify")
 
 // MaxBlobSigSize bounds a .sig file.
 const MaxBlobSigSize = 16 << 10

@@ -24,9 +24,9 @@ const MaxEnvelopeSize = 64 << 20
 
 // DSSE errors callers branch on.
 var (
-	ErrDSSEMalformed   = fmt.Errorf("%w: malformed DSSE envelope", failure.ErrVerification)
-	ErrDSSEPayloadType = fmt.Errorf("%w: unexpected DSSE payloadType", failure.ErrVerification)
-	ErrDSSESignature   = fmt.Errorf("%w: DSSE signatures do not meet the threshold", failure.ErrVerification)
+	ErrDSSEMalformed   = failure.New(failure.ErrVerification, "malformed DSSE envelope")
+	ErrDSSEPayloadType = failure.New(failure.ErrVerification, "unexpected DSSE payloadType")
+	ErrDSSESignature   = failure.New(failure.ErrVerification, "DSSE signatures do not meet the threshold")
 )
 
 // dsseSigner adapts a Signer to the DSSE library's signer interface.

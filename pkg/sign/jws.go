@@ -31,10 +31,10 @@ const MaxEdDSAPayload = 512 << 20
 
 // JWS errors callers branch on.
 var (
-	ErrJWSMalformed = fmt.Errorf("%w: malformed JWS", failure.ErrVerification)
-	ErrJWSHeader    = fmt.Errorf("%w: JWS header refused", failure.ErrVerification)
-	ErrJWSSignature = fmt.Errorf("%w: JWS signature does not verify", failure.ErrVerification)
-	ErrUntrustedKey = fmt.Errorf("%w: signed by a key that is not trusted", failure.ErrVerification)
+	ErrJWSMalformed = failure.New(failure.ErrVerification, "malformed JWS")
+	ErrJWSHeader    = failure.New(failure.ErrVerification, "JWS header refused")
+	ErrJWSSignature = failure.New(failure.ErrVerification, "JWS signature does not verify")
+	ErrUntrustedKey = failure.New(failure.ErrVerification, "signed by a key that is not trusted")
 )
 
 // JWSHeader is the protected header of a detached, unencoded JWS.

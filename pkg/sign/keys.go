@@ -43,8 +43,8 @@ const maxKeyFile = 1 << 20
 
 // Errors callers branch on.
 var (
-	ErrAlgMismatch = fmt.Errorf("%w: algorithm does not match the key", failure.ErrVerification)
-	ErrBadKey      = fmt.Errorf("%w: unusable key", failure.ErrUsage)
+	ErrAlgMismatch = failure.New(failure.ErrVerification, "algorithm does not match the key")
+	ErrBadKey      = failure.New(failure.ErrUsage, "unusable key")
 )
 
 // Signer signs with one private key under one key id and JWS algorithm.

@@ -186,7 +186,7 @@ func (p *prober) checkBundle(ctx context.Context, d *domain) {
 	p.check(3, NameBundle, d.id, func(o *outcome) {
 		var refs []reference
 		if m := d.manifest; m != nil {
-			refs = append(refs, reference{"manifest.json bundle", m.Bundle.Size, m.Bundle.SHA256})
+			refs = append(refs, reference{"manifest.json bundle.size/sha256", m.Bundle.Size, m.Bundle.SHA256})
 		}
 		if e := d.entry; e != nil {
 			refs = append(refs, reference{"index.json bundleSize/bundleSha256", e.BundleSize, e.BundleSha256})
@@ -225,10 +225,12 @@ func (p *prober) checkBundle(ctx context.Context, d *domain) {
 			limit = max
 		}
 		var keep *cappedBuffer
+		var sink io.Writer
 		if p.opts.VerifyJWS != nil {
 			keep = &cappedBuffer{max: MaxJWSPayloadBytes}
+			sink = keep
 		}
-		size, sum, truncated, err := hashStream(resp.Body, limit, keep)
+		size, sum, truncated, err := hashStream(resp.Body, limit, sink)
 		if err != nil {
 			d.bundleNote = "bundle.json download interrupted"
 			o.fail("GET %s: download interrupted after %d bytes: %v", u, size, err)
@@ -266,22 +268,37 @@ func maxRefSize(refs []reference) int64 {
 	return max
 }
 
-// compareRefs records a problem for every reference that size and sum do
-// not match.
+// compareRefs records one problem naming every reference that size and
+// sum do not match, and one for every reference without a usable digest.
 func compareRefs(o *outcome, what string, size int64, sum string, refs []reference) {
+	var mismatched []string
 	for _, r := range refs {
 		want := normDigest(r.sha256)
+		var diffs []string
 		switch {
 		case want == "":
 			o.fail("%s has no SHA-256 for %s", r.source, what)
+			continue
 		case !validDigest(want):
 			o.fail("%s SHA-256 %q is not 64 hex digits", r.source, r.sha256)
+			continue
 		case want != sum:
-			o.fail("%s SHA-256 mismatch: got %s, %s says %s", what, sum, r.source, want)
+			diffs = append(diffs, "sha256")
 		}
 		if r.size != size {
-			o.fail("%s size mismatch: got %d bytes, %s says %d", what, size, r.source, r.size)
+			diffs = append(diffs, "size")
 		}
+		if len(diffs) > 0 {
+			verb := "differs"
+			if len(diffs) > 1 {
+				verb = "differ"
+			}
+			mismatched = append(mismatched, fmt.Sprintf("%s says %d bytes, sha256 %s (%s %s)",
+				r.source, r.size, want, strings.Join(diffs, " and "), verb))
+		}
+	}
+	if len(mismatched) > 0 {
+		o.fail("%s does not match: got %d bytes, sha256 %s; %s", what, size, sum, strings.Join(mismatched, "; "))
 	}
 }
 
@@ -380,8 +397,13 @@ func (p *prober) checkJWS(ctx context.Context, d *domain) {
 			return
 		}
 		o.note("bundle.json.jws verifies, signed by key %s", kid)
-		if d.entry != nil && d.entry.Signature != nil && d.entry.Signature.Alg != "" {
-			o.note("index.json names alg %s, kid %s", d.entry.Signature.Alg, d.entry.Signature.Kid)
+		if sig := d.entry; sig != nil && sig.Signature != nil {
+			if sig.Signature.Alg != "" {
+				o.note("alg %s", sig.Signature.Alg)
+			}
+			if sig.Signature.Kid != "" && sig.Signature.Kid != kid {
+				o.note("index.json names kid %s", sig.Signature.Kid)
+			}
 		}
 	})
 }
@@ -468,11 +490,11 @@ func (p *prober) checkExcititor(ctx context.Context, d *domain) {
 			return
 		}
 		o.url = du.String()
-		refs := []reference{{"excititor index", e.Size, e.SHA256}}
+		refs := []reference{{"excititor index size/sha256", e.Size, e.SHA256}}
 		if d.manifest != nil {
 			for _, x := range d.manifest.Exports {
 				if x.Key == e.ExportKey {
-					refs = append(refs, reference{"manifest.json exports", x.ArtifactSizeBytes, x.ArtifactDigest})
+					refs = append(refs, reference{"manifest.json exports[].artifactSizeBytes/artifactDigest", x.ArtifactSizeBytes, x.ArtifactDigest})
 				}
 			}
 		}
@@ -502,9 +524,6 @@ func (p *prober) checkExcititor(ctx context.Context, d *domain) {
 			return
 		}
 		compareRefs(o, fmt.Sprintf("export %q", e.ExportKey), size, sum, refs)
-		if len(o.problems) > 0 {
-			o.problems = append([]string{fmt.Sprintf("GET %s", du)}, o.problems...)
-		}
 		o.note("%d exports; exportKey %s (%s): %d bytes, sha256 %s", len(ix.Exports), e.ExportKey, e.Format, size, sum)
 	})
 }

@@ -99,7 +99,7 @@ func readBounded(r io.Reader, limit int64) ([]byte, error) {
 func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, MaxDocumentBytes)) }
 
 // httpStatus describes a response for a detail: the status code and text,
-// the headers that explain it, and the start of the body.
+// the headers that explain it, and for errors the start of the body.
 func httpStatus(resp *http.Response, body []byte) string {
 	s := fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	switch resp.StatusCode {
@@ -117,7 +117,7 @@ func httpStatus(resp *http.Response, body []byte) string {
 			s += fmt.Sprintf(", Location: %s", v)
 		}
 	}
-	if ex := excerpt(body); ex != "" {
+	if ex := excerpt(body); ex != "" && resp.StatusCode >= 300 {
 		s += fmt.Sprintf(", body: %q", ex)
 	}
 	return s

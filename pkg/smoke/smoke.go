@@ -367,6 +367,13 @@ func (o *outcome) result() (Status, string) {
 	switch {
 	case len(o.problems) > 0:
 		status, parts = StatusFail, append(append([]string{}, o.problems...), o.warnings...)
+		if o.url != "" && !strings.Contains(parts[0], o.url) {
+			prefix := "GET " + o.url
+			if o.status != 0 && !strings.Contains(strings.Join(parts, " "), "HTTP ") {
+				prefix += fmt.Sprintf(": HTTP %d", o.status)
+			}
+			parts[0] = prefix + ": " + parts[0]
+		}
 	case o.skip != "":
 		status, parts = StatusSkip, []string{o.skip}
 	case len(o.warnings) > 0:

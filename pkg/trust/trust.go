@@ -44,11 +44,11 @@ var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
 
 // Errors callers branch on.
 var (
-	ErrWeakKey        = fmt.Errorf("%w: key too weak", failure.ErrVerification)
-	ErrUnsupportedKey = fmt.Errorf("%w: unsupported key type", failure.ErrVerification)
-	ErrNotYetValid    = fmt.Errorf("%w: key not yet valid", failure.ErrPolicy)
-	ErrKeyExpired     = fmt.Errorf("%w: key no longer valid", failure.ErrPolicy)
-	ErrNoTrustedKey   = fmt.Errorf("%w: no trusted key", failure.ErrVerification)
+	ErrWeakKey        = failure.New(failure.ErrVerification, "key too weak")
+	ErrUnsupportedKey = failure.New(failure.ErrVerification, "unsupported key type")
+	ErrNotYetValid    = failure.New(failure.ErrPolicy, "key not yet valid")
+	ErrKeyExpired     = failure.New(failure.ErrPolicy, "key no longer valid")
+	ErrNoTrustedKey   = failure.New(failure.ErrVerification, "no trusted key")
 	ErrBadTrustRoots  = errors.New("invalid trust roots")
 	errNoBlocks       = errors.New("no PUBLIC KEY or CERTIFICATE block found")
 )

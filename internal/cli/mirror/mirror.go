@@ -25,6 +25,7 @@ func NewCmdMirror(io *iostreams.IO) *cobra.Command {
 	cmd.AddCommand(
 		NewCmdExport(io),
 		NewCmdVerify(io),
+		NewCmdImport(io),
 	)
 	return cmd
 }

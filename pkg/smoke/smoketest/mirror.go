@@ -19,6 +19,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -162,6 +164,7 @@ func NewUnstarted(cfg Config) *Mirror {
 	}
 	m.files["mirror/index.json"] = mustJSON(m.Index)
 	m.Server = httptest.NewUnstartedServer(m.handler())
+	m.Config.ErrorLog = log.New(io.Discard, "", 0)
 	return m
 }
 
