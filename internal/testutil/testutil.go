@@ -49,8 +49,18 @@ var ignoredDirs = map[string]bool{
 // "(absent)\n".
 func Fingerprint(t testing.TB, root string) string {
 	t.Helper()
+	fp, err := FingerprintDir(root)
+	if err != nil {
+		t.Fatalf("fingerprint %s: %v", root, err)
+	}
+	return fp
+}
+
+// FingerprintDir is Fingerprint for callers without a testing.TB (test
+// scripts); it returns the walk's error instead of failing the test.
+func FingerprintDir(root string) (string, error) {
 	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
-		return "(absent)\n"
+		return "(absent)\n", nil
 	}
 	var b strings.Builder
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -94,10 +104,7 @@ func Fingerprint(t testing.TB, root string) string {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("fingerprint %s: %v", root, err)
-	}
-	return b.String()
+	return b.String(), err
 }
 
 func fileSHA256(p string) (string, error) {

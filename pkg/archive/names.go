@@ -115,10 +115,12 @@ func (s *nameSet) add(name string, dir bool) string {
 	}
 	if !isNew {
 		switch {
+		case e.dir && !dir:
+			return "regular file with the name of a folder"
+		case !e.dir && dir:
+			return "folder with the name of a regular file"
 		case e.explicit:
 			return "duplicate entry"
-		case !dir:
-			return "regular file has the name of a folder holding earlier entries"
 		}
 	}
 	e.explicit = true

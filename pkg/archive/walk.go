@@ -393,7 +393,11 @@ func (g *guardReader) Read(p []byte) (int, error) {
 		}
 		allowed := s.limits.MaxBytes + (s.entries+2)*headerAllowance + maxTrailingZeros + 2*blockSize
 		if allowed < 0 || s.consumed > allowed {
-			return n, &EntryError{Name: s.current, Reason: fmt.Sprintf("the decompressed stream exceeds the %d bytes the limits allow", allowed), Err: ErrLimitExceeded}
+			where := "before the first entry"
+			if s.entries > 0 {
+				where = "after entry " + quoteName(s.current)
+			}
+			return n, fmt.Errorf("%w: %s: the decompressed stream exceeds the %d bytes the limits allow, %s", ErrLimitExceeded, s.display, allowed, where)
 		}
 	}
 	return n, err

@@ -42,6 +42,14 @@ type sourceEntry struct {
 	info fs.FileInfo
 }
 
+// archiveName is the entry's name in the archive.
+func (e sourceEntry) archiveName() string {
+	if e.dir {
+		return e.name + "/"
+	}
+	return e.name
+}
+
 // Write streams the bundle folder bundleDir to w as a compressed tar
 // archive. The output depends only on the names and contents of the files
 // and on opts: entries sorted by path in byte order (folders before their
@@ -85,13 +93,12 @@ func Write(ctx context.Context, w io.Writer, bundleDir string, opts WriteOptions
 			return ctxError(err)
 		}
 		hdr := &tar.Header{
-			Name:    e.name,
+			Name:    e.archiveName(),
 			ModTime: mtime,
 			Format:  tar.FormatPAX,
 		}
 		if e.dir {
 			hdr.Typeflag = tar.TypeDir
-			hdr.Name += "/"
 			hdr.Mode = 0o755
 			if err := tw.WriteHeader(hdr); err != nil {
 				return fmt.Errorf("write archive entry %s: %w", e.name, err)
@@ -180,7 +187,9 @@ func listSource(ctx context.Context, root *os.Root) ([]sourceEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	// Sort by the names as stored, folders with their trailing slash: a
+	// folder then comes right before its contents.
+	sort.Slice(entries, func(i, j int) bool { return entries[i].archiveName() < entries[j].archiveName() })
 	return entries, nil
 }
 

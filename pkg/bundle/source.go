@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -105,10 +106,11 @@ func scanSource(root string, only []string, created time.Time) ([]sourceDomain, 
 			return nil, err
 		}
 		domains = append(domains, d)
-		delete(want, name)
 	}
-	for d := range want {
-		return nil, failure.Usagef("--domain %s: no such domain in %s", d, root)
+	for _, d := range only {
+		if !slices.ContainsFunc(domains, func(sd sourceDomain) bool { return sd.ID == d }) {
+			return nil, failure.Usagef("--domain %s: no such domain in %s", d, root)
+		}
 	}
 	if len(domains) == 0 {
 		return nil, sourceErr(root, "no domains found (want <domainId>/advisories and <domainId>/vex folders)")

@@ -234,6 +234,9 @@ func (r *run) do() error {
 		if err := r.saveTrust(report); err != nil {
 			return err
 		}
+		if err := r.root.RecordHighWater(m.ExportID, m.Sequence); err != nil {
+			return err
+		}
 		if err := r.root.SetLatest(m.ExportID); err != nil {
 			return err
 		}

@@ -43,6 +43,9 @@ var (
 type htpasswd struct {
 	path  string
 	users map[string][]byte
+	// dummy is compared against for unknown users, at the cost of the
+	// file's entries, so timing does not tell which names exist.
+	dummy []byte
 }
 
 // loadHtpasswd reads an htpasswd file of bcrypt entries. Any other hash
@@ -87,6 +90,19 @@ func loadHtpasswd(path string) (*htpasswd, error) {
 	if err := sc.Err(); err != nil {
 		return nil, failure.Classify(failure.ErrUsage, fmt.Errorf("read htpasswd %s: %w", path, err))
 	}
+	cost := bcrypt.DefaultCost
+	for _, hash := range h.users {
+		if c, err := bcrypt.Cost(hash); err == nil {
+			cost = c
+		}
+		break
+	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	h.dummy, err = bcrypt.GenerateFromPassword(secret, cost)
+	if err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -124,8 +140,8 @@ func hashKind(hash string) string {
 // both, for a bounded time and number of entries, so repeated requests do
 // not pay for bcrypt.
 type credCache struct {
-	mu   sync.Mutex
-	m    map[[32]byte]credEntry
+	mu     sync.Mutex
+	m      map[[32]byte]credEntry
 	ttl    time.Duration
 	size   int
 	secret [32]byte
@@ -215,9 +231,6 @@ type basicAuth struct {
 	sem   chan struct{}
 	// compares counts bcrypt comparisons (tests, metrics).
 	compares func()
-
-	dummyOnce sync.Once
-	dummy     []byte
 }
 
 func newBasicAuth(cacheSize int, ttl time.Duration, concurrency int) *basicAuth {
@@ -238,10 +251,7 @@ func (b *basicAuth) cached(user, pass string, now time.Time) (string, bool) {
 func (b *basicAuth) verify(ctx context.Context, h *htpasswd, user, pass string, now time.Time) error {
 	hash, known := h.users[user]
 	if !known {
-		b.dummyOnce.Do(func() {
-			b.dummy, _ = bcrypt.GenerateFromPassword([]byte("stellaops-mirror-unknown-user"), bcrypt.DefaultCost)
-		})
-		hash = b.dummy
+		hash = h.dummy
 	}
 	ctx, cancel := context.WithTimeout(ctx, bcryptWaitLimit)
 	defer cancel()

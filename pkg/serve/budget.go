@@ -67,13 +67,17 @@ func (l *limiter) take(key string, perHour int, now time.Time) (bool, time.Durat
 		sh.m[key] = b
 	}
 	b.refill(t, perHour)
-	if b.tokens >= 1 {
-		b.tokens--
+	// The epsilon absorbs floating-point error in the refill, so a client
+	// that waited exactly Retry-After seconds gets its token.
+	const epsilon = 1e-9
+	if b.tokens >= 1-epsilon {
+		b.tokens = max(0, b.tokens-1)
 		return true, 0
 	}
 	rate := float64(perHour) / 3600 // tokens per second
 	wait := (1 - b.tokens) / rate
-	return false, time.Duration(math.Ceil(wait * float64(time.Second)))
+	// Whole microseconds, for the same reason.
+	return false, time.Duration(math.Round(wait*1e6)) * time.Microsecond
 }
 
 func (b *bucket) refill(t int64, perHour int) {

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -288,6 +286,3 @@ func jsonError(t testing.TB, w *httptest.ResponseRecorder) string {
 	}
 	return body.Error
 }
-
-var _ = path.Join
-var _ = http.MethodGet

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -395,6 +396,12 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if rt.domain != "" {
 		if p, ok := h.domains[rt.domain]; ok {
 			pol = p
+		} else {
+			// A domain without settings of its own: the global values,
+			// with budgets of its own.
+			p := h.global
+			p.indexScope, p.downloadScope = "d:"+rt.domain+"|i", "d:"+rt.domain+"|d"
+			pol = &p
 		}
 	}
 	who, ok := h.authorize(w, r, rt, pol, rq.client)
@@ -496,12 +503,28 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 	}
 	fh, err := e.open(f)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			writeError(w, http.StatusNotFound, "not found")
-			return
+		case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ENOMEM):
+			h.logf("export %s: open %s: %v", e.id, f.rel, err)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "server busy")
+		case errors.Is(err, syscall.EIO):
+			h.logf("export %s: open %s: %v", e.id, f.rel, err)
+			writeError(w, http.StatusInternalServerError, "cannot read file")
+		default:
+			// Permission, a symlink out of the export, not a regular
+			// file: refused as if absent.
+			h.logf("export %s: refused to open %s: %v", e.id, f.rel, err)
+			writeError(w, http.StatusNotFound, "not found")
 		}
-		h.logf("export %s: open %s: %v", e.id, f.rel, err)
-		writeError(w, http.StatusInternalServerError, "cannot read file")
+		return
+	}
+	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
+		fh.Close()
+		h.logf("export %s: %s is not a regular file", e.id, f.rel)
+		writeError(w, http.StatusNotFound, "not found")
 		return
 	}
 	defer fh.Close()

@@ -626,7 +626,11 @@ func (p *prober) checkRateLimit(ctx context.Context) {
 					o.fail("GET %s: 429 after %d requests, but Retry-After is %s, want an integer number of seconds", u, i, got)
 					return
 				}
-				o.note("429 after %d index requests, Retry-After: %s", i, ra)
+				noun := "requests"
+				if i == 1 {
+					noun = "request"
+				}
+				o.note("429 after %d index %s, Retry-After: %s", i, noun, ra)
 				return
 			default:
 				o.fail("GET %s: request %d: %s, want 200 or 429", u, i, httpStatus(resp, body))

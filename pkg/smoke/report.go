@@ -163,12 +163,8 @@ func (r *Report) Err() error {
 	for i, c := range fails {
 		ids[i] = c.ID()
 	}
-	noun := "checks"
-	if len(fails) == 1 {
-		noun = "check"
-	}
-	return failure.Verificationf("mirror smoke of %s: %d of %d %s failed: %s",
-		r.URL, len(fails), len(r.Checks), noun, strings.Join(ids, ", "))
+	return failure.Verificationf("mirror smoke of %s: %d of %d checks failed: %s",
+		r.URL, len(fails), len(r.Checks), strings.Join(ids, ", "))
 }
 
 // MarshalJSON writes the report as the "-o json" document:

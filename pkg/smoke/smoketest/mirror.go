@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -285,6 +286,16 @@ func detachedJWS(k testKey, payload []byte) []byte {
 	eh := base64.RawURLEncoding.EncodeToString(h)
 	sig := ed25519.Sign(k.priv, append([]byte(eh+"."), payload...))
 	return []byte(eh + ".." + base64.RawURLEncoding.EncodeToString(sig))
+}
+
+// PublicKeyPEM returns the key VerifyJWS trusts as a PEM PUBLIC KEY block,
+// usable as a --key or --trust-roots file.
+func (m *Mirror) PublicKeyPEM() []byte {
+	der, err := x509.MarshalPKIXPublicKey(m.trusted)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
 // KeyID is the id of the key VerifyJWS trusts.
