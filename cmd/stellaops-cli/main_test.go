@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stellaops/stellaops-cli/internal/samplefeed"
 	"github.com/stellaops/stellaops-cli/internal/testutil"
+	"github.com/stellaops/stellaops-cli/pkg/exportroot"
 )
 
 func TestMain(m *testing.M) {
@@ -32,6 +34,8 @@ func TestMain(m *testing.M) {
 //	flipbyte FILE [OFFSET] invert one byte (default: the middle one)
 //	truncate FILE N        cut FILE to N bytes
 //	replace FILE OLD NEW   replace every OLD with NEW in FILE
+//	lockroot DIR           hold DIR's export-root lock (as another process would)
+//	unlockroot DIR         release it
 func TestScripts(t *testing.T) {
 	keys, err := filepath.Abs(filepath.Join("..", "..", "testdata", "keys"))
 	if err != nil {
@@ -55,6 +59,8 @@ func TestScripts(t *testing.T) {
 			"flipbyte":    cmdFlipbyte,
 			"truncate":    cmdTruncate,
 			"replace":     cmdReplace,
+			"lockroot":    cmdLockroot,
+			"unlockroot":  cmdUnlockroot,
 		},
 	})
 }
@@ -162,4 +168,28 @@ func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("replace: %q not in %s", args[1], args[0])
 	}
 	ts.Check(os.WriteFile(p, []byte(strings.ReplaceAll(string(data), args[1], args[2])), 0o644))
+}
+
+var heldLocks = map[string]*exportroot.Lock{}
+
+func cmdLockroot(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: lockroot DIR")
+	}
+	root, err := exportroot.Open(ts.MkAbs(args[0]))
+	ts.Check(err)
+	lock, err := root.Lock(context.Background(), 0, exportroot.LockInfo{Command: "testscript lockroot"})
+	ts.Check(err)
+	heldLocks[ts.MkAbs(args[0])] = lock
+	ts.Defer(func() { lock.Unlock() })
+}
+
+func cmdUnlockroot(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: unlockroot DIR")
+	}
+	if l := heldLocks[ts.MkAbs(args[0])]; l != nil {
+		ts.Check(l.Unlock())
+		delete(heldLocks, ts.MkAbs(args[0]))
+	}
 }

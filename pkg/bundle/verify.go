@@ -217,6 +217,10 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*Report, er
 	} else if !st.IsDir() {
 		return r, failure.Usagef("bundle %s: not a folder", dir)
 	}
+	// A bundle path may itself be a symlink (ROOT/latest); what is below it may not.
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	}
 	v := &verifier{ctx: ctx, dir: dir, opts: opts, r: r, roots: opts.Roots}
 	if err := v.run(); err != nil {
 		return r, err

@@ -424,6 +424,9 @@ func FolderStager(src string) Stager {
 		if !st.IsDir() {
 			return nil, failure.Usagef("bundle %s: not a folder or a supported archive", src)
 		}
+		if resolved, err := filepath.EvalSymlinks(src); err == nil {
+			src = resolved
+		}
 		out := map[string]bundle.Digest{}
 		folded := map[string]string{}
 		dst, err := os.OpenRoot(dir)

@@ -26,6 +26,7 @@ func NewCmdMirror(io *iostreams.IO) *cobra.Command {
 		NewCmdExport(io),
 		NewCmdVerify(io),
 		NewCmdImport(io),
+		NewCmdStatus(io),
 		NewCmdSmoke(io),
 	)
 	return cmd
