@@ -18,10 +18,17 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(run())
+	}
 	testscript.Main(m, map[string]func(){
 		"stellaops-cli": func() { os.Exit(run()) },
 	})
 }
+
+// runMainEnv makes the test binary behave as stellaops-cli, for tests that
+// re-execute it with crash and pause points.
+const runMainEnv = "STELLAOPS_TEST_RUN_MAIN"
 
 // TestScripts runs the end-to-end scripts in testdata/script. Each script
 // gets $KEYS (the TEST-ONLY keys of testdata/keys) and these commands:

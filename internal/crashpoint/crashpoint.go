@@ -15,6 +15,7 @@ package crashpoint
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"sort"
 	"sync"
 	"syscall"
@@ -69,6 +70,10 @@ func Registered(name string) bool {
 // The variable is read once, on the first call. Nothing is flushed or
 // cleaned up: the effect is that of kill -9 at this step.
 func Hit(name string) {
+	if pauseTarget != "" && pauseTarget == name {
+		pause(name)
+		return
+	}
 	t := target()
 	if t == "" || t != name {
 		return
@@ -76,4 +81,20 @@ func Hit(name string) {
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	// SIGKILL cannot be caught; wait for it to be delivered.
 	select {}
+}
+
+// PauseEnvVar names a point at which Hit stops and waits for SIGINT or
+// SIGTERM instead of killing the process, so tests can interrupt a run at
+// an exact step without timing guesses. It prints "paused at NAME" on
+// stderr when it stops.
+const PauseEnvVar = "STELLAOPS_PAUSEPOINT"
+
+var pauseTarget = os.Getenv(PauseEnvVar)
+
+func pause(name string) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(c)
+	fmt.Fprintf(os.Stderr, "stellaops-cli: paused at %s\n", name)
+	<-c
 }

@@ -22,6 +22,8 @@ import (
 	"math/big"
 	"strings"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/stellaops/stellaops-cli/pkg/failure"
 )
 
@@ -100,7 +102,10 @@ type EntryError struct {
 }
 
 func (e *EntryError) Error() string {
-	return fmt.Sprintf("%v %s: %s", e.Err, quoteName(e.Name), e.Reason)
+	if errors.Is(e.Err, ErrUnsafeEntry) {
+		return fmt.Sprintf("%v %s: %s", e.Err, quoteName(e.Name), e.Reason)
+	}
+	return fmt.Sprintf("%v at entry %s: %s", e.Err, quoteName(e.Name), e.Reason)
 }
 
 // Unwrap returns ErrUnsafeEntry or ErrLimitExceeded.
@@ -112,12 +117,18 @@ func unsafeEntry(name, format string, args ...any) error {
 
 // quoteName quotes a name from an untrusted archive so that control
 // characters and invalid UTF-8 cannot reach the operator's terminal raw.
+// A name not in Unicode NFC is shown with ASCII escapes, so that names
+// colliding by normalisation look different.
 func quoteName(name string) string {
 	const max = 200
+	suffix := ""
 	if len(name) > max {
-		return fmt.Sprintf("%q...", name[:max])
+		name, suffix = name[:max], "..."
 	}
-	return fmt.Sprintf("%q", name)
+	if !norm.NFC.IsNormalString(name) {
+		return fmt.Sprintf("%+q%s", name, suffix)
+	}
+	return fmt.Sprintf("%q%s", name, suffix)
 }
 
 // Limits bounds what a reader accepts. Zero fields take the defaults.

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stellaops/stellaops-cli/pkg/bundle"
 )
 
 // testModTime is a fixed generatedAt for test bundles.
@@ -110,8 +112,7 @@ func bundleFiles() map[string][]byte {
 	for i := range big {
 		big[i] = byte(rng.IntN(256))
 	}
-	return map[string][]byte{
-		"mirror.json":                     []byte(`{"schemaVersion":1,"exportId":"20250314T150926Z","files":[]}` + "\n"),
+	return withManifest(map[string][]byte{
 		"mirror.dsse.json":                []byte(`{"payloadType":"application/vnd.stellaops.mirror+json;version=1"}` + "\n"),
 		"SHA256SUMS":                      []byte("0000  mirror/index.json\n"),
 		"keys/mirror.pub":                 []byte("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"),
@@ -123,7 +124,28 @@ func bundleFiles() map[string][]byte {
 		"mirror/primary/vex/openvex.json": bytes.Repeat([]byte(`{"statement":"not_affected"}`+"\n"), 200),
 		"mirror/primary/vex/empty.json":   {},
 		"mirror-extra/a.json":             []byte("{}\n"),
+	})
+}
+
+// withManifest adds a mirror.json that lists the other files, as a real
+// bundle's does (Extract derives its limits from it).
+func withManifest(files map[string][]byte) map[string][]byte {
+	var list []bundle.FileEntry
+	for name, data := range files {
+		switch name {
+		case bundle.ManifestFile, bundle.EnvelopeFile, bundle.ChecksumsFile:
+			continue
+		}
+		sum := sha256.Sum256(data)
+		list = append(list, bundle.FileEntry{Path: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
 	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Path < list[j].Path })
+	m, err := json.Marshal(bundle.Manifest{SchemaVersion: 1, ExportID: "20250314T150926Z", GeneratedAt: testModTime, Files: list})
+	if err != nil {
+		panic(err)
+	}
+	files[bundle.ManifestFile] = append(m, '\n')
+	return files
 }
 
 // writeTree writes files below a new temp folder and returns it.

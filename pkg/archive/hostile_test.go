@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stellaops/stellaops-cli/pkg/bundle"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
 )
 
@@ -52,7 +53,7 @@ func extractErr(t *testing.T, path string, stdin []byte, limits Limits) error {
 	src, err := Open(context.Background(), path, bytes.NewReader(stdin), testOpen)
 	if err == nil {
 		defer src.Close()
-		var files any
+		var files []bundle.FileEntry
 		files, err = Extract(context.Background(), src, root, limits)
 		if err != nil && files != nil {
 			t.Errorf("Extract returned files with an error")

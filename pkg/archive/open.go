@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/stellaops/stellaops-cli/pkg/failure"
@@ -462,6 +463,7 @@ func checkParts(ctx context.Context, dir string, m *PartsManifest) error {
 		}
 		problems = append(problems, PartProblem{p.Index, p.Name, msg})
 	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Index < problems[j].Index })
 	problems = append(problems, extra...)
 	if len(problems) > 0 {
 		return failure.WithHint(&PartsError{Archive: m.Archive, Problems: problems},

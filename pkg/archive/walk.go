@@ -294,9 +294,9 @@ func (s *Source) streamError(ctx context.Context, err error, phase string) error
 	}
 	where := "in the middle of entry " + quoteName(s.current)
 	if phase == "header" {
-		where = "in a tar header after entry " + quoteName(s.current)
+		where = "after entry " + quoteName(s.current)
 		if s.entries == 0 {
-			where = "in the first tar header"
+			where = "before the first entry"
 		}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -360,10 +360,15 @@ func (s *Source) checkTrailer(ctx context.Context, g *guardReader) error {
 			return nil
 		}
 		if err != nil {
-			if isClassified(err) || s.rec.err != nil || ctx.Err() != nil {
+			switch {
+			case isClassified(err) || s.rec.err != nil || ctx.Err() != nil:
 				return s.streamError(ctx, err, "trailer")
+			case errors.Is(err, zstd.ErrMagicMismatch) || errors.Is(err, gzip.ErrHeader):
+				return fmt.Errorf("%w: %s: trailing data after the end of the compressed archive: %v", ErrCorrupt, s.display, err)
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				return fmt.Errorf("%w: truncated: %s ends before the end of the compressed stream", ErrCorrupt, s.display)
 			}
-			return fmt.Errorf("%w: %s: trailing data after the end of the compressed archive: %v", ErrCorrupt, s.display, err)
+			return fmt.Errorf("%w: %s: corrupt %s data at the end of the archive: %v", ErrCorrupt, s.display, s.Compression, err)
 		}
 	}
 }

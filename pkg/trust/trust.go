@@ -32,6 +32,7 @@ const (
 	HeaderNotBefore = "Not-Before"
 	HeaderNotAfter  = "Not-After"
 	HeaderSource    = "Source"
+	HeaderRevoked   = "Revoked"
 )
 
 // MinRSABits is the smallest RSA modulus accepted anywhere.
@@ -48,6 +49,7 @@ var (
 	ErrUnsupportedKey = failure.New(failure.ErrVerification, "unsupported key type")
 	ErrNotYetValid    = failure.New(failure.ErrPolicy, "key not yet valid")
 	ErrKeyExpired     = failure.New(failure.ErrPolicy, "key no longer valid")
+	ErrRevoked        = failure.New(failure.ErrVerification, "key revoked")
 	ErrNoTrustedKey   = failure.New(failure.ErrVerification, "no trusted key")
 	ErrBadTrustRoots  = errors.New("invalid trust roots")
 	errNoBlocks       = errors.New("no PUBLIC KEY or CERTIFICATE block found")
@@ -64,7 +66,11 @@ type Key struct {
 	NotBefore time.Time
 	NotAfter  time.Time
 	// Source says where the key came from (a file, a rotation statement).
-	Source      string
+	Source string
+	// Revoked, when set, is when a revocation statement withdrew the key. A
+	// revoked key is never trusted; its entry stays so that no replayed
+	// statement can add it back.
+	Revoked     time.Time
 	Certificate *x509.Certificate
 }
 
@@ -73,8 +79,12 @@ func (k Key) Matches(kid string) bool {
 	return kid != "" && (kid == k.ID || kid == k.DerivedID)
 }
 
-// ValidAt returns nil when the key is trusted at t, else ErrNotYetValid or ErrKeyExpired.
+// ValidAt returns nil when the key is trusted at t, else ErrRevoked,
+// ErrNotYetValid or ErrKeyExpired.
 func (k Key) ValidAt(t time.Time) error {
+	if !k.Revoked.IsZero() {
+		return fmt.Errorf("%w: key %s was revoked at %s", ErrRevoked, k.ID, k.Revoked.UTC().Format(time.RFC3339))
+	}
 	if !k.NotBefore.IsZero() && t.Before(k.NotBefore) {
 		return fmt.Errorf("%w: key %s is trusted from %s", ErrNotYetValid, k.ID, k.NotBefore.UTC().Format(time.RFC3339))
 	}
@@ -248,7 +258,7 @@ func parseBlock(block *pem.Block) (*Key, error) {
 	for _, h := range []struct {
 		name string
 		dst  *time.Time
-	}{{HeaderNotBefore, &k.NotBefore}, {HeaderNotAfter, &k.NotAfter}} {
+	}{{HeaderNotBefore, &k.NotBefore}, {HeaderNotAfter, &k.NotAfter}, {HeaderRevoked, &k.Revoked}} {
 		v, ok := block.Headers[h.name]
 		if !ok {
 			continue
@@ -343,6 +353,9 @@ func (r *Roots) MarshalPEM() ([]byte, error) {
 		}
 		if !k.NotAfter.IsZero() {
 			h[HeaderNotAfter] = k.NotAfter.UTC().Format(time.RFC3339)
+		}
+		if !k.Revoked.IsZero() {
+			h[HeaderRevoked] = k.Revoked.UTC().Format(time.RFC3339)
 		}
 		if k.Source != "" && !strings.ContainsAny(k.Source, "\r\n") {
 			h[HeaderSource] = k.Source

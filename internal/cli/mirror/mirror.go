@@ -28,6 +28,7 @@ func NewCmdMirror(io *iostreams.IO) *cobra.Command {
 		NewCmdImport(io),
 		NewCmdStatus(io),
 		NewCmdSmoke(io),
+		NewCmdServe(io),
 	)
 	return cmd
 }
