@@ -155,6 +155,23 @@ type run struct {
 	replaced  bool
 	warnings  []string
 	logResult string
+
+	// The trust store as it was, restored when activation fails.
+	prevTrust            []byte
+	hadTrust, wroteTrust bool
+}
+
+// restoreTrust puts the trust store back after a failed activation.
+func (r *run) restoreTrust() {
+	if !r.wroteTrust {
+		return
+	}
+	if r.hadTrust {
+		_ = r.root.WriteState(TrustStoreFile, r.prevTrust)
+	} else {
+		_ = os.Remove(filepath.Join(r.root.StateDir(), TrustStoreFile))
+	}
+	r.res.TrustStoreUpdated = false
 }
 
 func (r *run) warn(format string, args ...any) {
@@ -257,6 +274,7 @@ func (r *run) do() error {
 	}
 	crashpoint.Hit(cpAfterTrust)
 	if err := r.root.Activate(staging, m.ExportID, m.Sequence); err != nil {
+		r.restoreTrust()
 		return err
 	}
 	r.staging = ""
@@ -344,9 +362,11 @@ func (r *run) saveTrust(report *bundle.Report) error {
 	if err == nil && bytes.Equal(old, data) {
 		return nil
 	}
+	r.prevTrust, r.hadTrust = old, err == nil
 	if err := r.root.WriteState(TrustStoreFile, data); err != nil {
 		return err
 	}
+	r.wroteTrust = true
 	r.res.TrustStoreUpdated = true
 	return nil
 }

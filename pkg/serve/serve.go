@@ -38,6 +38,7 @@ type Server struct {
 	opts    Options
 	handler *Handler
 	srv     *http.Server
+	tls     bool
 	cert    atomic.Pointer[tls.Certificate]
 
 	mu      sync.Mutex
@@ -73,6 +74,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err := s.loadCert(); err != nil {
 			return nil, err
 		}
+		s.tls = true
 		s.srv.TLSConfig = &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -109,7 +111,7 @@ func (s *Server) Start() error {
 	s.mu.Unlock()
 	go func() {
 		var err error
-		if s.srv.TLSConfig != nil {
+		if s.tls {
 			err = s.srv.ServeTLS(ln, "", "")
 		} else {
 			err = s.srv.Serve(ln)
@@ -132,7 +134,7 @@ func (s *Server) Addr() string {
 // URL returns the base URL of the server after Start.
 func (s *Server) URL() string {
 	scheme := "http"
-	if s.srv.TLSConfig != nil {
+	if s.tls {
 		scheme = "https"
 	}
 	return scheme + "://" + s.Addr()
@@ -194,7 +196,7 @@ func (s *Server) Reload() error {
 	if err := s.handler.Reload(); err != nil {
 		errs = append(errs, err)
 	}
-	if s.srv.TLSConfig != nil {
+	if s.tls {
 		if err := s.loadCert(); err != nil {
 			errs = append(errs, err)
 		}

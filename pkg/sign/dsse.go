@@ -136,6 +136,9 @@ func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 	}
 	pae := dsse.PAE(env.PayloadType, payload)
 	seen := map[string]bool{}
+	// outside holds the distinct keys whose signatures verified but that are
+	// not trusted at now; like accepted keys, each counts once.
+	outside := map[string]bool{}
 	var policyErr error
 	for i, s := range env.Signatures {
 		sig, err := base64.StdEncoding.Strict().DecodeString(s.Sig)
@@ -161,6 +164,7 @@ func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 			if policyErr == nil {
 				policyErr = err
 			}
+			outside[k.DerivedID] = true
 			continue
 		}
 		if seen[k.DerivedID] {
@@ -174,21 +178,11 @@ func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 		res.Payload = payload
 		return res, nil
 	}
-	if policyErr != nil && len(res.Accepted)+countPolicy(res.Ignored) >= threshold {
+	if policyErr != nil && len(res.Accepted)+len(outside) >= threshold {
 		return res, policyErr
 	}
 	return res, fmt.Errorf("%w: %d of %d required (%s)", ErrDSSESignature, len(res.Accepted), threshold,
 		strings.Join(res.Ignored, "; "))
-}
-
-func countPolicy(ignored []string) int {
-	n := 0
-	for _, s := range ignored {
-		if strings.Contains(s, "trusted until") || strings.Contains(s, "trusted from") {
-			n++
-		}
-	}
-	return n
 }
 
 func verifyPAE(pub crypto.PublicKey, pae, sig []byte) error {

@@ -11,7 +11,6 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -34,7 +33,6 @@ type protocolVector struct {
 	PayloadType    string        `json:"payloadType"`
 	SerializedBody string        `json:"serializedBody"`
 	PAE            string        `json:"pae"`
-	X, Y, D        string        `json:"-"`
 	RawX           string        `json:"x"`
 	RawY           string        `json:"y"`
 	RawD           string        `json:"d"`
@@ -302,7 +300,9 @@ func TestDSSEThresholdAndRefusals(t *testing.T) {
 	by := func(priv crypto.Signer, keyid string) func(*dsse.Envelope) {
 		return func(env *dsse.Envelope) { addSig(t, env, priv, keyid) }
 	}
-	dupLast := func(env *dsse.Envelope) { env.Signatures = append(env.Signatures, env.Signatures[len(env.Signatures)-1]) }
+	dupLast := func(env *dsse.Envelope) {
+		env.Signatures = append(env.Signatures, env.Signatures[len(env.Signatures)-1])
+	}
 	expired := windowed(t, es256.Public(), testNow.Add(-48*time.Hour), testNow.Add(-time.Hour))
 	if err := expired.Add(mustKey(t, ed.Public())); err != nil {
 		t.Fatal(err)
@@ -374,6 +374,15 @@ func TestDSSEThresholdAndRefusals(t *testing.T) {
 			want: []error{trust.ErrKeyExpired, failure.ErrPolicy}, not: []error{failure.ErrVerification}},
 		{name: "expired key does not count toward a threshold", env: newEnv(by(es256, id["es256"]), by(ed, id["ed25519"])), roots: expired, threshold: 2,
 			want: []error{trust.ErrKeyExpired, failure.ErrPolicy}, not: []error{failure.ErrVerification}},
+		{name: "one expired key signing twice is not a policy failure for a threshold of 2", env: newEnv(by(es256, id["es256"]), dupLast), roots: expired, threshold: 2,
+			want: []error{sign.ErrDSSESignature, failure.ErrVerification}, not: []error{failure.ErrPolicy}},
+		{name: "one expired key under two keyids is not a policy failure for a threshold of 2", env: newEnv(by(es256, id["es256"]), by(es256, "mirror-2026")),
+			roots: func() *trust.Roots {
+				k := mustKey(t, es256.Public())
+				k.ID, k.NotAfter = "mirror-2026", testNow.Add(-time.Hour)
+				return &trust.Roots{Keys: []trust.Key{k}}
+			}(), threshold: 2,
+			want: []error{sign.ErrDSSESignature, failure.ErrVerification}, not: []error{failure.ErrPolicy}},
 		{name: "expired key beside a valid one meets a threshold of 1", env: newEnv(by(es256, id["es256"]), by(ed, id["ed25519"])), roots: expired, threshold: 1,
 			accepted: []string{id["ed25519"]}},
 		{name: "not yet valid key", env: newEnv(by(es256, id["es256"])), roots: windowed(t, es256.Public(), testNow.Add(time.Minute), time.Time{}), threshold: 1,
@@ -467,5 +476,3 @@ func TestSHA512DigestForP521(t *testing.T) {
 		t.Error("P-521 DSSE signature is not over SHA-512(PAE)")
 	}
 }
-
-var _ = errors.New
