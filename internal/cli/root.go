@@ -27,7 +27,16 @@ air-gapped networks as signed mirror bundles.
 On the connected side, "mirror export" writes a signed bundle. The bundle
 travels on removable media or through "mirror sync". On the air-gapped side,
 "mirror verify" checks it, "mirror import" activates it atomically in an export
-root, and "mirror serve" serves it to downstream consumers.`,
+root, and "mirror serve" serves it to downstream consumers.
+
+Exit status: 0 success, 1 unexpected or I/O error, 2 verification failed,
+3 refused by policy, 4 bad invocation, 5 busy, 130 interrupted.`,
+		Example: `  stellaops-cli mirror export --source feeds --out export-2026-03-15 --key signing.pem
+  stellaops-cli mirror verify --bundle-path export-2026-03-15 --trust-roots roots.pem
+  stellaops-cli version -o json
+
+  # Shell completion for the current bash session
+  source <(stellaops-cli completion bash)`,
 		Version:       buildinfo.Get().Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -40,7 +49,8 @@ root, and "mirror serve" serves it to downstream consumers.`,
 			return nil
 		},
 	}
-	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetVersionTemplate(versionTemplate(buildinfo.Get()))
+	root.Flags().BoolP("version", "v", false, "print the version, commit, build date and Go version")
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)
@@ -58,6 +68,7 @@ root, and "mirror serve" serves it to downstream consumers.`,
 
 	root.AddCommand(mirror.NewCmdMirror(io))
 	root.AddCommand(newCmdVersion(io))
+	addCompletionCmd(root)
 	return root
 }
 

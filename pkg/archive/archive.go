@@ -10,10 +10,18 @@
 // wraps failure.ErrVerification (exit 2) and names the entry.
 //
 // Archive layout: the bundle folder's contents sit at the top level of the
-// archive (mirror.json, not bundle/mirror.json), sorted by path in byte
-// order, folders before their contents. With that order SHA256SUMS, keys/,
-// mirror.dsse.json and mirror.json come before the mirror/ tree, so a
-// streaming reader sees the signed manifest before the bulk of the data.
+// archive (mirror.json, not bundle/mirror.json), sorted in byte order of
+// their archive names, each folder ("mirror/") right before its contents.
+// With that order SHA256SUMS, keys/, mirror.dsse.json and mirror.json come
+// before the mirror/ tree, so a streaming reader sees the signed manifest
+// before the bulk of the data and can lower its limits (BundleLimits).
+//
+// A split set is the archive's bytes cut into NAME.part-0001, ... of
+// SplitOptions.PartSize bytes each (the last may be shorter); `cat
+// NAME.part-*` restores the archive. NAME.parts.json (PartsManifest) lists
+// each part's size and SHA-256 and the whole archive's, and is signed by
+// NAME.parts.dsse.json, so a bad part is named before anything is
+// extracted. Sizes such as "4GiB" or "4.7GB" are read by ParseSize.
 package archive
 
 import (
@@ -101,6 +109,7 @@ type EntryError struct {
 	Err error
 }
 
+// Error names the entry, quoted, and the reason.
 func (e *EntryError) Error() string {
 	if errors.Is(e.Err, ErrUnsafeEntry) {
 		return fmt.Sprintf("%v %s: %s", e.Err, quoteName(e.Name), e.Reason)

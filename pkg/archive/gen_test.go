@@ -265,6 +265,8 @@ func hostileStreams() []hostileStream {
 			Want: `unsafe archive entry "mirror/index.json/x": is inside "mirror/index.json", which is a regular file`, Is: ErrUnsafeEntry},
 		{Name: "file-over-folder", Data: tz(tfile("mirror", "x")),
 			Want: `unsafe archive entry "mirror": regular file with the name of a folder`, Is: ErrUnsafeEntry},
+		{Name: "nul-in-name", Data: tz(traw(append(rawEntry("PaxHeaders/x", tar.TypeXHeader, []byte("24 path=mirror/a\x00b.json\n")), rawEntry("mirror/a", tar.TypeReg, nil)...))),
+			Want: `corrupt archive: $SRC: malformed tar header after entry "mirror/index.json": invalid header`, Is: ErrCorrupt},
 		{Name: "negative-size", Data: tz(traw(negative)),
 			Want: `corrupt archive at entry "mirror/negative.json": malformed tar header: negative size`, Is: ErrCorrupt},
 		{Name: "bad-checksum", Data: tz(traw(badSum)),

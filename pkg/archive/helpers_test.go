@@ -229,3 +229,5 @@ func openBytes(t testing.TB, data []byte) (*Source, error) {
 func scrub(msg, dir string) string {
 	return strings.ReplaceAll(msg, dir, "$DIR")
 }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -91,7 +91,7 @@ func (s *Source) Close() error {
 // Open opens any archive form of a bundle: a .tar.zst or .tar.gz file, a
 // parts manifest NAME.parts.json (or its envelope NAME.parts.dsse.json),
 // any part NAME.part-NNNN of a split set (the manifest is looked up beside
-// it), or "-" for stdin. The compression is detected from magic bytes, so
+// it), NAME itself where only its split set exists, or "-" for stdin. The compression is detected from magic bytes, so
 // on stdin a plain concatenation of parts reads as the archive.
 //
 // For a split set, Open verifies the parts manifest's envelope before
@@ -120,6 +120,14 @@ func Open(ctx context.Context, path string, stdin io.Reader, opts OpenOptions) (
 		return openSplit(ctx, path, dir, archive, opts)
 	}
 	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// NAME itself may exist only as a split set.
+		for _, alt := range []string{path + PartsManifestSuffix, path + PartsEnvelopeSuffix, partName(path, 1)} {
+			if _, serr := os.Stat(alt); serr == nil {
+				return openSplit(ctx, alt, dir, base, opts)
+			}
+		}
+	}
 	if err != nil {
 		return nil, failure.Classify(failure.ErrUsage, fmt.Errorf("open archive: %w", err))
 	}
@@ -194,6 +202,7 @@ type PartProblem struct {
 	Problem string
 }
 
+// String formats the problem as "part 0003 (NAME.part-0003): problem".
 func (p PartProblem) String() string {
 	if p.Index == 0 {
 		return fmt.Sprintf("%s: %s", p.Name, p.Problem)
@@ -209,6 +218,7 @@ type PartsError struct {
 	Problems []PartProblem
 }
 
+// Error lists every problem, in part order, on one line.
 func (e *PartsError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "split archive %s: ", e.Archive)
@@ -265,7 +275,14 @@ func openSplit(ctx context.Context, given, dir, archive string, opts OpenOptions
 		}
 		p, err := opts.VerifyParts(PartsPayloadType, env)
 		if err != nil {
-			return nil, failure.Classify(failure.ErrVerification, fmt.Errorf("split archive %s: %s: %w", archive, envName, err))
+			err = fmt.Errorf("split archive %s: %s: %w", archive, envName, err)
+			if errors.Is(err, failure.ErrPolicy) || isClassified(err) {
+				return nil, err
+			}
+			return nil, failure.Classify(failure.ErrVerification, err)
+		}
+		if p == nil {
+			p = []byte{}
 		}
 		payload, signed = p, true
 	case env != nil:

@@ -103,6 +103,7 @@ func TestSplitRoundTrip(t *testing.T) {
 				filepath.Join(dir, m.Archive+".parts.dsse.json"),
 				filepath.Join(dir, m.Parts[0].Name),
 				filepath.Join(dir, m.Parts[len(m.Parts)-1].Name),
+				filepath.Join(dir, m.Archive), // only the split set exists
 			} {
 				src, err := Open(context.Background(), path, nil, testOpen)
 				if err != nil {

@@ -42,8 +42,9 @@ type EntryInfo struct {
 }
 
 // SetLimits lowers the limits of a running Walk or Extract, typically from
-// fn once mirror.json has been read (see BundleLimits). Zero fields and
-// values above the current limits are ignored: limits never rise. It
+// fn once mirror.json has been read (see BundleLimits); called before Walk,
+// it lowers the limits Walk is given. Zero fields and values above the
+// current limits are ignored: limits never rise. It
 // returns an error wrapping ErrLimitExceeded if the archive already
 // exceeds the new limits; the walk then fails too. MaxWindow cannot change
 // once decompression has started.
@@ -147,7 +148,7 @@ func (s *Source) Walk(ctx context.Context, limits Limits, fn func(hdr EntryInfo,
 		if root {
 			continue
 		}
-		er := &entryReader{ctx: ctx, s: s, tr: tr, name: hdr.Name}
+		er := &entryReader{ctx: ctx, s: s, tr: tr}
 		if err := fn(info, er); err != nil {
 			return err
 		}
@@ -156,7 +157,11 @@ func (s *Source) Walk(ctx context.Context, limits Limits, fn func(hdr EntryInfo,
 		}
 	}
 	if s.consumed != dataEnd+2*blockSize {
-		return fmt.Errorf("%w: truncated: %s ends without the end-of-archive marker (after entry %s)", ErrCorrupt, s.display, quoteName(s.current))
+		where := "before the first entry"
+		if s.entries > 0 {
+			where = "after entry " + quoteName(s.current)
+		}
+		return fmt.Errorf("%w: truncated: %s ends without the end-of-archive marker (%s)", ErrCorrupt, s.display, where)
 	}
 	return s.checkTrailer(ctx, g)
 }
@@ -317,6 +322,10 @@ func describeHeader(blk []byte) (name, reason string) {
 		}
 		return string(b)
 	}
+	magic := string(blk[257:265])
+	if magic != "ustar\x0000" && magic != "ustar  \x00" {
+		return "", "invalid header"
+	}
 	name = cstr(blk[0:100])
 	if string(blk[257:263]) == "ustar\x00" {
 		if prefix := cstr(blk[345:500]); prefix != "" {
@@ -410,10 +419,9 @@ func (g *guardReader) Read(p []byte) (int, error) {
 
 // entryReader is the reader fn gets for one entry.
 type entryReader struct {
-	ctx  context.Context
-	s    *Source
-	tr   *tar.Reader
-	name string
+	ctx context.Context
+	s   *Source
+	tr  *tar.Reader
 }
 
 func (e *entryReader) Read(p []byte) (int, error) {
@@ -424,11 +432,18 @@ func (e *entryReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// BundleLimits derives limits from a bundle's mirror.json (possibly not yet
-// verified, which is safe: limits only refuse more, and a manifest that
-// understates its files fails verification anyway). manifestSize is the
-// size of mirror.json; mirror.dsse.json and SHA256SUMS, which mirror.json
-// does not list, get a generous allowance.
+// bundleEntrySlack allows for the entries mirror.json does not list:
+// mirror.json, mirror.dsse.json, SHA256SUMS, a "./" root and empty folders.
+const bundleEntrySlack = 64
+
+// BundleLimits derives limits from the files a bundle's mirror.json lists
+// (possibly not yet verified, which is safe: limits only refuse more, and
+// a manifest that understates its files fails verification anyway). The
+// entries allowed are the files, the folders their paths imply, and 64
+// more for mirror.json, mirror.dsse.json, SHA256SUMS and empty folders;
+// the bytes are the files' sizes plus manifestSize (the size of
+// mirror.json) and a generous allowance for mirror.dsse.json and
+// SHA256SUMS. A negative size gives zero Limits, which lowers nothing.
 func BundleLimits(files []bundle.FileEntry, manifestSize int64) Limits {
 	const maxInt = int64(^uint64(0) >> 1)
 	dirs := map[string]bool{}
@@ -456,7 +471,7 @@ func BundleLimits(files []bundle.FileEntry, manifestSize int64) Limits {
 		total += extra
 	}
 	return Limits{
-		MaxEntries: int64(len(files)) + int64(len(dirs)) + 4,
+		MaxEntries: int64(len(files)) + int64(len(dirs)) + bundleEntrySlack,
 		MaxBytes:   total,
 	}
 }

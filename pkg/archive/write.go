@@ -52,10 +52,13 @@ func (e sourceEntry) archiveName() string {
 
 // Write streams the bundle folder bundleDir to w as a compressed tar
 // archive. The output depends only on the names and contents of the files
-// and on opts: entries sorted by path in byte order (folders before their
-// contents), owner 0:0 without names, mode 0644 for files and 0755 for
-// folders, every mtime opts.ModTime, no access or change times, and fixed
-// compression settings. Only regular files and folders are archived;
+// and folders and on opts: entries sorted in byte order of their archive
+// names (folders carry a trailing slash, so each folder comes right before
+// its contents), owner 0:0 without names, mode 0644 for files and 0755 for
+// folders, every mtime opts.ModTime, no access or change times, PAX format
+// (plain USTAR headers unless a name or size needs a PAX record), and fixed
+// compression settings (zstd: default level, 8 MiB window, checksum, one
+// encoder thread; gzip: level 6, empty header). Only regular files and folders are archived;
 // anything else, or a name the reader would refuse, is an
 // ErrUnsupportedSource error. Write does not close w.
 func Write(ctx context.Context, w io.Writer, bundleDir string, opts WriteOptions) error {

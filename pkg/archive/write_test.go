@@ -351,3 +351,28 @@ func TestIsArchivePath(t *testing.T) {
 		}
 	}
 }
+
+func TestLongAndUnicodeNames(t *testing.T) {
+	files := map[string][]byte{
+		"mirror/primary/vex/" + strings.Repeat("long-", 48) + ".json":                          []byte("a"),
+		strings.Repeat("d/", 100) + "deep.json":                                                []byte("b"),
+		"mirror/primary/vex/caf\u00e9-\u65e5\u672c.json":                                       []byte("c"),
+		"mirror/" + strings.Repeat("x", 120) + "/" + strings.Repeat("y", 120) + "/" + "z.json": []byte("d"),
+	}
+	dir := writeTree(t, files)
+	for _, comp := range []string{CompressionZstd, CompressionGzip} {
+		data := archiveBytes(t, dir, comp)
+		if !bytes.Equal(data, archiveBytes(t, writeTree(t, files), comp)) {
+			t.Fatal("not deterministic with long names")
+		}
+		src, err := openBytes(t, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := readAll(t, src, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFiles(t, got, files)
+	}
+}

@@ -40,7 +40,7 @@ type ExportOptions struct {
 // ExportResult summarises a finished export.
 type ExportResult struct {
 	SchemaVersion  int            `json:"schemaVersion"`
-	Out            string         `json:"out"`
+	Out            string         `json:"out,omitempty"`
 	ExportID       string         `json:"exportId"`
 	Sequence       int64          `json:"sequence"`
 	GeneratedAt    time.Time      `json:"generatedAt"`
@@ -51,6 +51,8 @@ type ExportResult struct {
 	Files          int            `json:"files"`
 	Bytes          int64          `json:"bytes"`
 	ManifestSHA256 string         `json:"manifestSha256"`
+	Archive        string         `json:"archive,omitempty"`
+	Parts          int            `json:"parts,omitempty"`
 }
 
 // DomainResult summarises one exported domain.

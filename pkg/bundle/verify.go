@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -221,7 +222,25 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*Report, er
 	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = resolved
 	}
-	v := &verifier{ctx: ctx, dir: dir, opts: opts, r: r, roots: opts.Roots}
+	return verifyFS(ctx, r, DirFS(dir), opts)
+}
+
+// VerifyFS checks a bundle read through fsys (an unpacked archive held in
+// memory, say); name is what reports call it. Unless opts.Digests is set,
+// every listed file is read through fsys to hash it.
+func VerifyFS(ctx context.Context, fsys FS, name string, opts VerifyOptions) (*Report, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	r := newReport(name, opts.Now.UTC())
+	if opts.Roots == nil || len(opts.Roots.Keys) == 0 {
+		return r, failure.Usagef("verify: no trust roots")
+	}
+	return verifyFS(ctx, r, fsys, opts)
+}
+
+func verifyFS(ctx context.Context, r *Report, fsys FS, opts VerifyOptions) (*Report, error) {
+	v := &verifier{ctx: ctx, fs: fsys, opts: opts, r: r, roots: opts.Roots}
 	if err := v.run(); err != nil {
 		return r, err
 	}
@@ -231,7 +250,7 @@ func VerifyDir(ctx context.Context, dir string, opts VerifyOptions) (*Report, er
 
 type verifier struct {
 	ctx     context.Context
-	dir     string
+	fs      FS
 	opts    VerifyOptions
 	r       *Report
 	roots   *trust.Roots
@@ -240,10 +259,8 @@ type verifier struct {
 	digests map[string]Digest
 }
 
-func (v *verifier) abs(rel string) string { return filepath.Join(v.dir, filepath.FromSlash(rel)) }
-
 func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
-	f, err := os.Open(v.abs(rel))
+	f, err := v.fs.Open(rel)
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +301,15 @@ func (v *verifier) run() error {
 		case err != nil:
 			r.problem(EnvelopeFile, CheckDSSE, err, "", "")
 			r.check(CheckDSSE, statusErr, err.Error())
+			// A signature refused only for its key's validity window still
+			// binds its payload: a mirror.json that differs from it is forged,
+			// a verification failure whatever the time.
+			if errors.Is(err, failure.ErrPolicy) {
+				if p, ok := envelopePayload(envBytes); ok && !bytes.Equal(p, mBytes) {
+					err := fmt.Errorf("%w: the envelope's payload is not the bytes of mirror.json", ErrMalformed)
+					r.problem(EnvelopeFile, CheckDSSE, err, HashBytes(p).SHA256, r.ManifestSHA256)
+				}
+			}
 		case !bytes.Equal(res.Payload, mBytes):
 			err := fmt.Errorf("%w: the envelope's payload is not the bytes of mirror.json", ErrMalformed)
 			r.problem(EnvelopeFile, CheckDSSE, err, HashBytes(res.Payload).SHA256, r.ManifestSHA256)
@@ -329,6 +355,16 @@ func (v *verifier) run() error {
 	}
 	v.checkRotationsListed()
 	return nil
+}
+
+// envelopePayload returns the payload an envelope carries, unverified.
+func envelopePayload(data []byte) ([]byte, bool) {
+	env, err := sign.ParseEnvelope(data)
+	if err != nil {
+		return nil, false
+	}
+	p, err := base64.StdEncoding.Strict().DecodeString(env.Payload)
+	return p, err == nil
 }
 
 func missingOr(err error) error {
@@ -426,34 +462,14 @@ func (v *verifier) checkValidity() {
 // checkFiles compares the folder's files with the listing.
 func (v *verifier) checkFiles() error {
 	r := v.r
-	present := map[string]int64{}
-	err := filepath.WalkDir(v.dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(v.dir, p)
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return nil
-		}
-		if e.IsDir() {
-			return nil
-		}
-		if !e.Type().IsRegular() {
-			r.problem(rel, CheckFiles, fmt.Errorf("%w: not a regular file (%s)", ErrUnsafePath, e.Type()), "regular file", e.Type().String())
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		present[rel] = info.Size()
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read bundle %s: %w", v.dir, err)
-	}
 	problems := len(r.Problems)
+	present, other, err := v.fs.Files()
+	if err != nil {
+		return fmt.Errorf("read bundle %s: %w", r.BundlePath, err)
+	}
+	for _, rel := range sortedKeys(other) {
+		r.problem(rel, CheckFiles, fmt.Errorf("%w: not a regular file (%s)", ErrUnsafePath, other[rel]), "regular file", other[rel])
+	}
 	for _, f := range v.m.Files {
 		if _, ok := present[f.Path]; !ok {
 			r.problem(f.Path, CheckFiles, fmt.Errorf("%w: listed in mirror.json but not in the bundle", ErrMissingFile), "present", "missing")
@@ -538,7 +554,7 @@ func (v *verifier) hashAll() (map[string]Digest, error) {
 		go func() {
 			defer wg.Done()
 			for p := range jobs {
-				d, err := HashFile(v.abs(p), v.opts.Progress)
+				d, err := v.hashFile(p)
 				mu.Lock()
 				if err != nil {
 					if !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
@@ -591,7 +607,7 @@ func (v *verifier) checkChecksums() {
 		want[f.Path] = f.SHA256
 	}
 	for _, name := range []string{ManifestFile, EnvelopeFile} {
-		if d, err := HashFile(v.abs(name), nil); err == nil {
+		if d, err := v.hashFile(name); err == nil {
 			want[name] = d.SHA256
 		}
 	}
@@ -742,7 +758,7 @@ func (v *verifier) checkDomain(id string) error {
 	jws, err := v.readSmall(jwsPath, sign.MaxJWSSize)
 	if err != nil {
 		r.problem(jwsPath, CheckJWS, missingOr(err), "", "")
-	} else if f, err := os.Open(v.abs(bundlePath)); err != nil {
+	} else if f, err := v.fs.Open(bundlePath); err != nil {
 		r.problem(bundlePath, CheckJWS, missingOr(err), "", "")
 	} else {
 		res, err := sign.VerifyJWS(jws, bufio.NewReaderSize(f, copyBuf), v.roots, v.opts.Now)
@@ -761,9 +777,8 @@ func (v *verifier) checkDomain(id string) error {
 	sigPath := base + DomainSigName
 	if sig, err := v.readSmall(sigPath, sign.MaxBlobSigSize); err != nil {
 		r.problem(sigPath, CheckBlobSig, missingOr(err), "", "")
-	} else if f, err := os.Open(v.abs(bundlePath)); err == nil {
-		_, err := sign.VerifyBlob(sig, f, v.roots, v.opts.Now)
-		f.Close()
+	} else if data, err := v.readSmall(bundlePath, MaxDomainBundleSize); err == nil {
+		_, err := sign.VerifyBlob(sig, bytes.NewReader(data), v.roots, v.opts.Now)
 		if err != nil {
 			r.problem(sigPath, CheckBlobSig, err, "", "")
 		} else {
@@ -839,19 +854,14 @@ func (v *verifier) applyRotations() error {
 	if v.opts.Rotate == nil {
 		return nil
 	}
-	dir := v.abs(KeysDir)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	present, _, err := v.fs.Files()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return err
 	}
 	statements := map[string][]byte{}
-	for _, e := range entries {
-		rel := KeysDir + "/" + e.Name()
-		if !e.Type().IsRegular() {
-			continue // reported by the file check
+	for _, rel := range sortedKeys(present) {
+		if !strings.HasPrefix(rel, KeysDir+"/") || strings.Count(rel, "/") != 1 {
+			continue
 		}
 		data, err := v.readSmall(rel, sign.MaxEnvelopeSize)
 		if err != nil {
@@ -940,4 +950,22 @@ func shortID(id string) string {
 		return id[:16]
 	}
 	return id
+}
+
+func (v *verifier) hashFile(rel string) (Digest, error) {
+	f, err := v.fs.Open(rel)
+	if err != nil {
+		return Digest{}, err
+	}
+	defer f.Close()
+	return HashReader(f, v.opts.Progress)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

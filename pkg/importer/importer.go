@@ -80,6 +80,10 @@ type Options struct {
 	Clock func() time.Time
 	// Warn receives warnings for the operator.
 	Warn func(string)
+	// Commit, when set, runs after a successful import while the lock is
+	// still held (sync records its upstream fingerprint there). The export
+	// is active by then, so an error is reported as a warning.
+	Commit func(*Result) error
 }
 
 // Result describes a finished import.
@@ -139,6 +143,11 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 	}
 	_ = root.WriteStatus(exportroot.Status{State: exportroot.StateRunning, StartedAt: &started})
 	err = run.do()
+	if err == nil && opts.Commit != nil {
+		if cerr := opts.Commit(res); cerr != nil {
+			run.warn("%v", cerr)
+		}
+	}
 	run.finish(err)
 	return res, err
 }

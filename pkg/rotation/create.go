@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"time"
 
@@ -15,10 +16,13 @@ const DefaultOverlap = 720 * time.Hour
 
 // KeyOptions configures RotateKey.
 type KeyOptions struct {
-	// Current signs with the key being replaced; it must be in Roots.
-	Current *sign.Signer
-	// New signs with the replacement; its KeyID is the id sites record.
-	New *sign.Signer
+	// Current is the private key being replaced; it must be in Roots.
+	Current crypto.Signer
+	// New is the replacement private key.
+	New crypto.Signer
+	// NewKeyID is the id sites record for the new key and the id its
+	// signatures carry (default: the derived id).
+	NewKeyID string
 	// Roots are the trust roots the rotation starts from.
 	Roots *trust.Roots
 	// Now is when the new key becomes trusted.
@@ -58,15 +62,26 @@ func RotateKey(ctx context.Context, opts KeyOptions) (*KeyResult, error) {
 		return nil, failure.Usagef("rotate key: the overlap must be positive")
 	}
 	now := opts.Now.UTC().Truncate(time.Second)
+	// Both keys sign the statement: the old one under its derived id, which
+	// every site can look up whatever Key-Id it gave the key; the new one
+	// under the id sites will record.
+	oldSigner, err := sign.NewSigner(opts.Current, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("current key: %w", err)
+	}
+	newSigner, err := sign.NewSigner(opts.New, "", opts.NewKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("new key: %w", err)
+	}
 	old, ok := opts.Roots.Find(opts.Current.Public())
 	if !ok {
-		return nil, failure.WithHint(failure.Usagef("the current key %s is not in the trust roots", ShortID(opts.Current.TrustKey().DerivedID)),
+		return nil, failure.WithHint(failure.Usagef("the current key %s is not in the trust roots", ShortID(oldSigner.KeyID())),
 			"pass the trust roots the sites use now; a rotation must be signed by a key they trust")
 	}
 	if err := old.ValidAt(now); err != nil {
 		return nil, failure.Classify(failure.ErrUsage, fmt.Errorf("the current key is not trusted at %s, so sites would refuse the statement: %w", stamp(now), err))
 	}
-	newKey := opts.New.TrustKey()
+	newKey := newSigner.TrustKey()
 	if have, ok := opts.Roots.Find(opts.New.Public()); ok {
 		return nil, failure.Usagef("the new key %s is already in the trust roots (as %s)", ShortID(newKey.DerivedID), have.ID)
 	}
@@ -102,13 +117,7 @@ func RotateKey(ctx context.Context, opts KeyOptions) (*KeyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The old key signs under its derived id, which every site can look up
-	// whatever Key-Id it gave the key; the new key under the id sites record.
-	oldSigner, err := sign.NewSigner(opts.Current.PrivateKey(), "", old.DerivedID)
-	if err != nil {
-		return nil, err
-	}
-	env, err := sign.SignDSSE(ctx, PayloadType, payload, oldSigner, opts.New)
+	env, err := sign.SignDSSE(ctx, PayloadType, payload, oldSigner, newSigner)
 	if err != nil {
 		return nil, err
 	}
@@ -125,9 +134,9 @@ func RotateKey(ctx context.Context, opts KeyOptions) (*KeyResult, error) {
 
 // RevokeOptions configures NewRevocation.
 type RevokeOptions struct {
-	// Signer signs the statement; sites must trust it, and it must not be
-	// the revoked key.
-	Signer *sign.Signer
+	// Signer is the private key that signs the statement; sites must trust
+	// it, and it must not be the revoked key.
+	Signer crypto.Signer
 	// KeyID names the key to revoke: an id in Roots, or a derived key id
 	// (64 hex) when Roots is nil.
 	KeyID string
@@ -154,6 +163,10 @@ func NewRevocation(ctx context.Context, opts RevokeOptions) (*RevokeResult, erro
 		return nil, failure.Usagef("rotate revoke: the key id and the signing key are required")
 	}
 	now := opts.Now.UTC().Truncate(time.Second)
+	signer, err := sign.NewSigner(opts.Signer, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
 	doc := Revoke{
 		SchemaVersion: SchemaVersion,
 		Type:          TypeRevoke,
@@ -161,7 +174,7 @@ func NewRevocation(ctx context.Context, opts RevokeOptions) (*RevokeResult, erro
 		RevokedKeyID:  opts.KeyID,
 		Reason:        opts.Reason,
 	}
-	signerKey := opts.Signer.TrustKey()
+	signerKey := signer.TrustKey()
 	if opts.Roots != nil {
 		keys := opts.Roots.Lookup(opts.KeyID)
 		if len(keys) == 0 {
@@ -198,10 +211,6 @@ func NewRevocation(ctx context.Context, opts RevokeOptions) (*RevokeResult, erro
 		return nil, failure.Usagef("rotate revoke: %v", err)
 	}
 	payload, err := Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	signer, err := sign.NewSigner(opts.Signer.PrivateKey(), "", signerKey.DerivedID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -189,6 +190,21 @@ func TestParsePrefix(t *testing.T) {
 		p, err := ParsePrefix(in)
 		if err != nil || p.String() != want {
 			t.Errorf("%s: %v %v", in, p, err)
+		}
+	}
+}
+
+func TestExampleConfigsParse(t *testing.T) {
+	for _, name := range []string{"serve.example.yaml", "serve.example.json"} {
+		cfg, _, err := ResolveConfig(filepath.Join("..", "..", "testdata", "serve", name), nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cfg.Mirror.ExportRoot != "/srv/stellaops/mirror" || len(cfg.Mirror.Domains) != 2 {
+			t.Fatalf("%s: %+v", name, cfg.Mirror)
 		}
 	}
 }

@@ -29,19 +29,34 @@ const (
 	maxSmallFileBytes      = 16 << 20
 )
 
+// Small files (index.json, manifest.json, signatures, most VEX files) are
+// kept in memory after their first request, checked once against the
+// digest in mirror.json; larger ones are sent from disk with sendfile.
+const (
+	maxMemoryFile   = 256 << 10
+	maxMemoryExport = 32 << 20
+)
+
 // fileEntry is one servable file of an export.
 type fileEntry struct {
 	rel         string // path inside the export folder, slash-separated
 	size        int64
+	sum         string // lowercase hex SHA-256 from mirror.json
 	etag        string // `"<sha256 hex>"`
 	contentType string
+
+	mu   sync.Mutex
+	data []byte // the verified content, once read
 }
 
 // vexEntry is one Excititor export of a domain.
 type vexEntry struct {
-	file fileEntry
+	file *fileEntry
 	vex  bundle.VexExport
 }
+
+// errDigestMismatch reports a file whose bytes on disk differ from mirror.json.
+var errDigestMismatch = errors.New("file does not match its digest in mirror.json")
 
 // domain is one domain of a loaded export.
 type domain struct {
@@ -66,6 +81,7 @@ type export struct {
 	domains     map[string]*domain
 	refs        atomic.Int64 // open responses, plus one while cached
 	closeOnce   sync.Once
+	memBytes    atomic.Int64 // bytes of small files held in memory
 }
 
 // excititorIndex is the document served at /excititor/mirror/{domain}/index.
@@ -153,7 +169,7 @@ func (e *export) load(warn func(string, ...any)) error {
 }
 
 func (e *export) add(rel string, size int64, sum string) {
-	e.files[rel] = &fileEntry{rel: rel, size: size, etag: `"` + sum + `"`, contentType: contentTypeFor(rel)}
+	e.files[rel] = &fileEntry{rel: rel, size: size, sum: sum, etag: `"` + sum + `"`, contentType: contentTypeFor(rel)}
 }
 
 func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, error) {
@@ -194,7 +210,7 @@ func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, erro
 			warn("export %s: domain %s: VEX export %s (%s) is not listed in %s; not served", e.id, id, x.Key, rel, bundle.ManifestFile)
 			continue
 		}
-		d.vex[x.Key] = &vexEntry{file: *f, vex: x}
+		d.vex[x.Key] = &vexEntry{file: f, vex: x}
 		idx.Exports = append(idx.Exports, excititorIndexEntry{
 			ExportKey: x.Key,
 			Format:    x.Format,
@@ -220,6 +236,40 @@ func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, erro
 // open opens a listed file of the export.
 func (e *export) open(f *fileEntry) (*os.File, error) {
 	return e.root.Open(filepath.FromSlash(f.rel))
+}
+
+// cached returns the content of a small file, reading and checking it on
+// first use. It returns nil, nil for files served from disk.
+func (e *export) cached(f *fileEntry) ([]byte, error) {
+	if f.size > maxMemoryFile {
+		return nil, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.data != nil {
+		return f.data, nil
+	}
+	if e.memBytes.Load()+f.size > maxMemoryExport {
+		return nil, nil
+	}
+	fh, err := e.open(f)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", f.rel)
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxMemoryFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != f.size || sha256Hex(b) != f.sum {
+		return nil, fmt.Errorf("%s: %w", f.rel, errDigestMismatch)
+	}
+	e.memBytes.Add(f.size)
+	f.data = b
+	return b, nil
 }
 
 // acquire takes a reference for a response; it fails once the export has
@@ -384,8 +434,13 @@ func (s *exportSet) resolveLocked(now time.Time) *activeState {
 	}
 	st.err = err
 	prev := s.active.Swap(st)
-	if prev != nil && prev.export != nil && st.export != nil && prev.export.id != st.export.id {
+	switch {
+	case err != nil && (prev == nil || prev.err == nil || prev.err.Error() != err.Error()):
+		s.warn("no active export: %v", err)
+	case prev != nil && prev.export != nil && st.export != nil && prev.export.id != st.export.id:
 		s.warn("active export is now %s (was %s)", st.export.id, prev.export.id)
+	case prev != nil && prev.err != nil && st.export != nil:
+		s.warn("active export is now %s", st.export.id)
 	}
 	return st
 }
@@ -430,7 +485,7 @@ func (s *exportSet) get(id string) (*export, error) {
 	}
 	e, err := loadExport(s.rootDir, id, s.warn)
 	if err != nil {
-		s.warn("%v", err)
+		s.warn("%v (retrying in %s)", err, retryFailedAfter)
 		if len(s.failed) > 64 {
 			clear(s.failed)
 		}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -189,7 +190,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	h.metrics = newMetrics(h.exports, now)
 	h.basic.compares = h.metrics.bcrypt.Inc
 	if opts.AccessLog != nil {
-		h.access = &accessLog{w: opts.AccessLog}
+		h.access = newAccessLog(opts.AccessLog)
 	}
 	h.importer = &importRunner{run: opts.Import, root: m.ExportRoot}
 	return h, nil
@@ -243,8 +244,13 @@ func (h *Handler) ActiveExport() (string, error) {
 	return e.id, nil
 }
 
-// Close releases the open export folders.
-func (h *Handler) Close() { h.exports.close() }
+// Close writes out the access log and releases the open export folders.
+func (h *Handler) Close() {
+	if h.access != nil {
+		h.access.flush()
+	}
+	h.exports.close()
+}
 
 // route is a parsed request target.
 type route struct {
@@ -272,10 +278,15 @@ func parseRoute(r *http.Request) (route, bool) {
 	if raw := r.URL.RawPath; raw != "" && strings.Contains(strings.ToLower(raw), "%2f") {
 		return route{}, false
 	}
-	for _, el := range strings.Split(p[1:], "/") {
-		if el == "." || el == ".." {
+	for rest := p[1:]; ; {
+		seg, after, more := strings.Cut(rest, "/")
+		if seg == "." || seg == ".." {
 			return route{}, false
 		}
+		if !more {
+			break
+		}
+		rest = after
 	}
 	read := "GET, HEAD"
 	switch p {
@@ -363,6 +374,9 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			})
 		}
 	}()
+	if h.access != nil {
+		h.access.begin()
+	}
 	rq.client = clientAddr(r, h.trusted)
 	rt, ok := parseRoute(r)
 	if !ok {
@@ -453,14 +467,14 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			h.serveFile(w, r, e, d.files[rt.rel], CacheDomain)
 		case RouteExcititorIndex:
 			setFileHeaders(w.Header(), CacheIndex, d.indexETag, "application/json")
-			http.ServeContent(w, r, "", e.generatedAt, bytes.NewReader(d.index))
+			http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(d.index))
 		case RouteExcititorDownload:
 			v := d.vex[rt.rel]
 			if v == nil {
 				writeError(w, http.StatusNotFound, "unknown export key "+rt.rel)
 				return
 			}
-			h.serveFile(w, r, e, &v.file, CacheDomain)
+			h.serveFile(w, r, e, v.file, CacheDomain)
 		}
 	}
 }
@@ -477,7 +491,8 @@ func methodAllowed(allow, m string) bool {
 func (h *Handler) serveReady(w http.ResponseWriter) {
 	e, err := h.exports.current()
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		// The cause, with paths, goes to the server log only.
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": "no active export"})
 		return
 	}
 	defer e.release()
@@ -499,6 +514,17 @@ func (h *Handler) serveReady(w http.ResponseWriter) {
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f *fileEntry, cacheControl string) {
 	if f == nil {
 		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	data, err := e.cached(f)
+	if err == nil && data != nil {
+		setFileHeaders(w.Header(), cacheControl, f.etag, f.contentType)
+		http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(data))
+		return
+	}
+	if errors.Is(err, errDigestMismatch) {
+		h.logf("export %s: %v; refusing to serve it", e.id, err)
+		writeError(w, http.StatusInternalServerError, "file does not match mirror.json")
 		return
 	}
 	fh, err := e.open(f)
@@ -763,11 +789,20 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 type writerOnly struct{ io.Writer }
 
+// memoryWriter hides io.ReaderFrom for bodies held in memory: io.Copy then
+// uses a buffer the size of the body instead of the connection's generic
+// 32 KiB copy.
+type memoryWriter struct{ http.ResponseWriter }
+
 // accessLog writes one JSON line per request. Credentials never reach it:
 // only the principal's name is logged, and the path without its query.
+// While requests are in flight lines are buffered; they are written out
+// when the server goes idle, when the buffer fills, and within a second.
 type accessLog struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu       sync.Mutex
+	bw       *bufio.Writer
+	inflight atomic.Int64
+	timer    *time.Timer
 }
 
 type accessEntry struct {
@@ -782,13 +817,42 @@ type accessEntry struct {
 	Export    string    `json:"export"`
 }
 
+// accessLogDelay bounds how long a line waits in the buffer.
+const accessLogDelay = time.Second
+
+func newAccessLog(w io.Writer) *accessLog {
+	return &accessLog{bw: bufio.NewWriterSize(w, 64<<10)}
+}
+
+// begin counts a request in flight.
+func (a *accessLog) begin() { a.inflight.Add(1) }
+
+// flush writes out buffered lines.
+func (a *accessLog) flush() {
+	a.mu.Lock()
+	_ = a.bw.Flush()
+	a.mu.Unlock()
+}
+
+// write logs a finished request.
 func (a *accessLog) write(e accessEntry) {
 	b, err := json.Marshal(e)
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
+	idle := a.inflight.Add(-1) == 0
 	a.mu.Lock()
-	_, _ = a.w.Write(b)
-	a.mu.Unlock()
+	defer a.mu.Unlock()
+	if err == nil {
+		b = append(b, '\n')
+		_, _ = a.bw.Write(b)
+	}
+	switch {
+	case idle:
+		_ = a.bw.Flush()
+	case a.bw.Buffered() > 0 && a.timer == nil:
+		a.timer = time.AfterFunc(accessLogDelay, func() {
+			a.mu.Lock()
+			a.timer = nil
+			_ = a.bw.Flush()
+			a.mu.Unlock()
+		})
+	}
 }

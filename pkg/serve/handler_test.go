@@ -2,7 +2,9 @@ package serve
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -333,5 +335,53 @@ func TestAccessLogHasNoCredentials(t *testing.T) {
 	}
 	if strings.Contains(line, "secret") {
 		t.Fatalf("credentials in access log: %s", line)
+	}
+}
+
+func TestLargeFileFromDiskRangeAndConditional(t *testing.T) {
+	root := t.TempDir()
+	fx := writeExport(t, root, exportA, t0, fxDomain{id: "primary", bundleSize: maxMemoryFile + 4096})
+	setLatest(t, root, exportA)
+	e := newEnvAt(t, root, fx, nil)
+	body := fx.files["mirror/primary/bundle.json"]
+	if len(body) <= maxMemoryFile {
+		t.Fatalf("fixture bundle of %d bytes would be served from memory", len(body))
+	}
+	target := "/concelier/exports/mirror/primary/bundle.json"
+	w := e.do("GET", target, nil)
+	if w.Code != 200 || w.Body.String() != string(body) || w.Header().Get("ETag") != etagOf(body) || w.Header().Get("Cache-Control") != CacheDomain {
+		t.Fatalf("GET: %d, %d bytes, %v", w.Code, w.Body.Len(), w.Header())
+	}
+	if w := e.do("GET", target, map[string]string{"If-None-Match": etagOf(body)}); w.Code != 304 {
+		t.Fatalf("If-None-Match: %d", w.Code)
+	}
+	w = e.do("GET", target, map[string]string{"Range": "bytes=-100"})
+	if w.Code != 206 || w.Body.String() != string(body[len(body)-100:]) {
+		t.Fatalf("suffix range: %d %d", w.Code, w.Body.Len())
+	}
+	w = e.do("GET", target, map[string]string{"Range": "bytes=0-0,10-19"})
+	if w.Code != 206 || !strings.HasPrefix(w.Header().Get("Content-Type"), "multipart/byteranges") {
+		t.Fatalf("multi range: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	w = e.do("HEAD", target, nil)
+	if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != strconv.Itoa(len(body)) {
+		t.Fatalf("HEAD: %d", w.Code)
+	}
+}
+
+func TestFileChangedOnDiskIsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	sig := e.fx.dir + "/mirror/primary/bundle.json.sig"
+	var logs []string
+	e.h.logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
+	if err := os.WriteFile(sig, []byte("tampered-signature!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := e.do("GET", "/concelier/exports/mirror/primary/bundle.json.sig", nil)
+	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), "tampered") {
+		t.Fatalf("tampered file: %d %s", w.Code, w.Body)
+	}
+	if len(logs) == 0 || !strings.Contains(logs[0], "does not match") {
+		t.Fatalf("no log line: %v", logs)
 	}
 }

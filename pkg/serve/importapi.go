@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/stellaops/stellaops-cli/pkg/exportroot"
 )
@@ -33,29 +32,6 @@ type ImportRequest struct {
 // leave nothing half-done when ctx is cancelled.
 type ImportFunc func(ctx context.Context, req ImportRequest) error
 
-// ImportStatus is the document of GET /api/v1/mirror/import/status when
-// the importer has not written ROOT/.stellaops/import-status.json.
-type ImportStatus struct {
-	State           string     `json:"state"`
-	ExportsImported int        `json:"exportsImported"`
-	TotalBytes      int64      `json:"totalBytes"`
-	Errors          []string   `json:"errors"`
-	Warnings        []string   `json:"warnings"`
-	StartedAt       *time.Time `json:"startedAt"`
-	FinishedAt      *time.Time `json:"finishedAt"`
-}
-
-// Import states.
-const (
-	ImportIdle      = "idle"
-	ImportRunning   = "running"
-	ImportSucceeded = "succeeded"
-	ImportFailed    = "failed"
-)
-
-// ImportStatusFile is the status file below the export root's state folder.
-const ImportStatusFile = "import-status.json"
-
 // importRunner allows one import at a time.
 type importRunner struct {
 	run  ImportFunc
@@ -63,7 +39,7 @@ type importRunner struct {
 
 	mu      sync.Mutex
 	running bool
-	last    ImportStatus
+	last    exportroot.Status
 	done    chan struct{}
 	cancel  context.CancelFunc
 }
@@ -116,7 +92,7 @@ func (h *Handler) serveImport(w http.ResponseWriter, r *http.Request) {
 	started := h.now().UTC()
 	ctx, cancel := context.WithCancel(context.Background())
 	ir.running, ir.cancel, ir.done = true, cancel, make(chan struct{})
-	ir.last = ImportStatus{State: ImportRunning, StartedAt: &started, Errors: []string{}, Warnings: []string{}}
+	ir.last = exportroot.Status{State: exportroot.StateRunning, StartedAt: &started, Errors: []string{}, Warnings: []string{}}
 	done := ir.done
 	ir.mu.Unlock()
 	if !req.VerifyChecksums {
@@ -134,18 +110,18 @@ func (h *Handler) serveImport(w http.ResponseWriter, r *http.Request) {
 		ir.running = false
 		ir.last.FinishedAt = &finished
 		if err != nil {
-			ir.last.State = ImportFailed
+			ir.last.State = exportroot.StateFailed
 			ir.last.Errors = []string{err.Error()}
 			h.logf("import of %s failed: %v", req.BundlePath, err)
 		} else {
-			ir.last.State = ImportSucceeded
+			ir.last.State = exportroot.StateSucceeded
 			h.logf("import of %s finished", req.BundlePath)
 		}
 		ir.mu.Unlock()
 		h.exports.invalidate()
 	}()
 	w.Header().Set("Location", "/api/v1/mirror/import/status")
-	writeJSON(w, http.StatusAccepted, ImportStatus{State: ImportRunning, StartedAt: &started, Errors: []string{}, Warnings: []string{}})
+	writeJSON(w, http.StatusAccepted, exportroot.Status{State: exportroot.StateRunning, StartedAt: &started, Errors: []string{}, Warnings: []string{}})
 }
 
 // checkLocalPath accepts absolute paths on the server only.
@@ -171,13 +147,13 @@ func (h *Handler) serveImportStatus(w http.ResponseWriter, r *http.Request) {
 	ir.mu.Lock()
 	running, last := ir.running, ir.last
 	ir.mu.Unlock()
-	p := filepath.Join(ir.root, exportroot.StateDirName, ImportStatusFile)
+	p := filepath.Join(ir.root, exportroot.StateDirName, exportroot.StatusFile)
 	raw, err := readStatusFile(p)
 	if err == nil {
 		var probe struct {
 			State string `json:"state"`
 		}
-		if json.Unmarshal(raw, &probe) == nil && (!running || probe.State == ImportRunning) {
+		if json.Unmarshal(raw, &probe) == nil && (!running || probe.State == exportroot.StateRunning) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", CacheNoStore)
 			w.WriteHeader(http.StatusOK)
@@ -190,7 +166,7 @@ func (h *Handler) serveImportStatus(w http.ResponseWriter, r *http.Request) {
 		h.logf("read %s: %v", p, err)
 	}
 	if last.State == "" {
-		last = ImportStatus{State: ImportIdle, Errors: []string{}, Warnings: []string{}}
+		last = exportroot.Status{State: exportroot.StateIdle, Errors: []string{}, Warnings: []string{}}
 	}
 	writeJSON(w, http.StatusOK, last)
 }

@@ -120,7 +120,7 @@ func TestImportAPIRunsOneAtATime(t *testing.T) {
 		}
 		return m
 	}
-	if s := status(); s["state"] != ImportIdle {
+	if s := status(); s["state"] != exportroot.StateIdle {
 		t.Fatalf("initial status %v", s)
 	}
 	for _, k := range []string{"state", "exportsImported", "totalBytes", "errors", "warnings", "startedAt", "finishedAt"} {
@@ -141,7 +141,7 @@ func TestImportAPIRunsOneAtATime(t *testing.T) {
 	if got != want {
 		t.Fatalf("importer got %+v, want %+v", got, want)
 	}
-	if s := status(); s["state"] != ImportRunning {
+	if s := status(); s["state"] != exportroot.StateRunning {
 		t.Fatalf("status while running: %v", s)
 	}
 	tokenHdr := map[string]string{"Authorization": "Bearer " + adminToken}
@@ -150,7 +150,7 @@ func TestImportAPIRunsOneAtATime(t *testing.T) {
 	}
 	fi.release <- errors.New("signature by untrusted key")
 	e.h.importer.wait(context.Background())
-	if s := status(); s["state"] != ImportFailed || !strings.Contains(strings.Join(toStrings(s["errors"]), " "), "untrusted") {
+	if s := status(); s["state"] != exportroot.StateFailed || !strings.Contains(strings.Join(toStrings(s["errors"]), " "), "untrusted") {
 		t.Fatalf("status after failure: %v", s)
 	}
 
@@ -160,7 +160,7 @@ func TestImportAPIRunsOneAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := `{"state":"succeeded","exportsImported":1,"totalBytes":1234,"errors":[],"warnings":["w"],"startedAt":"2026-03-01T12:00:00Z","finishedAt":"2026-03-01T12:00:05Z"}`
-	writeFile(t, state, ImportStatusFile, []byte(doc))
+	writeFile(t, state, exportroot.StatusFile, []byte(doc))
 	if s := status(); s["state"] != "succeeded" || s["totalBytes"] != float64(1234) {
 		t.Fatalf("status from file: %v", s)
 	}

@@ -3,6 +3,7 @@ package serve
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 	bcrypt       prometheus.Counter
 	handler      http.Handler
+	routes       sync.Map // route name -> *routeMetrics
 }
 
 func newMetrics(exports *exportSet, now func() time.Time) *metrics {
@@ -58,18 +60,47 @@ func newMetrics(exports *exportSet, now func() time.Time) *metrics {
 	return m
 }
 
+// routeMetrics caches the children of the vectors for one route, so a
+// request does not hash label values.
+type routeMetrics struct {
+	bytes        prometheus.Counter
+	duration     prometheus.Observer
+	unauthorized prometheus.Counter
+	limited      prometheus.Counter
+	codes        sync.Map // int -> prometheus.Counter
+}
+
+func (m *metrics) route(name string) *routeMetrics {
+	if rm, ok := m.routes.Load(name); ok {
+		return rm.(*routeMetrics)
+	}
+	rm := &routeMetrics{
+		bytes:        m.bytes.WithLabelValues(name),
+		duration:     m.duration.WithLabelValues(name),
+		unauthorized: m.unauthorized.WithLabelValues(name),
+		limited:      m.limited.WithLabelValues(name),
+	}
+	v, _ := m.routes.LoadOrStore(name, rm)
+	return v.(*routeMetrics)
+}
+
 func (m *metrics) observe(route string, code int, n int64, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	rm := m.route(route)
+	c, ok := rm.codes.Load(code)
+	if !ok {
+		c, _ = rm.codes.LoadOrStore(code, m.requests.WithLabelValues(route, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
 	switch code {
 	case http.StatusUnauthorized:
-		m.unauthorized.WithLabelValues(route).Inc()
+		rm.unauthorized.Inc()
 	case http.StatusTooManyRequests:
-		m.limited.WithLabelValues(route).Inc()
+		rm.limited.Inc()
 	}
 	if n > 0 {
-		m.bytes.WithLabelValues(route).Add(float64(n))
+		rm.bytes.Add(float64(n))
 	}
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	rm.duration.Observe(d.Seconds())
 }
 
 // exportCollector reports the active export at scrape time.

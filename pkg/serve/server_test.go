@@ -303,6 +303,15 @@ func TestServerSettingsAndTLS(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("TLS 1.1 accepted")
 	}
+	// HTTP/2 is offered by ALPN.
+	h2, err := tls.Dial("tcp", s.Addr(), &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := h2.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Errorf("ALPN chose %q", p)
+	}
+	h2.Close()
 	// A header larger than MaxHeaderBytes is refused.
 	c, err := tls.Dial("tcp", s.Addr(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
 	if err != nil {

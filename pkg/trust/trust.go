@@ -337,7 +337,8 @@ func (r *Roots) Clone() *Roots {
 }
 
 // MarshalPEM writes the roots as PUBLIC KEY blocks with their headers,
-// in a stable order.
+// in a stable order. Times keep their fractional seconds (RFC 3339 allows
+// them), so that what Parse read is written back unchanged.
 func (r *Roots) MarshalPEM() ([]byte, error) {
 	keys := append([]Key(nil), r.Keys...)
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].ID < keys[j].ID })
@@ -349,13 +350,13 @@ func (r *Roots) MarshalPEM() ([]byte, error) {
 		}
 		h := map[string]string{HeaderKeyID: k.ID}
 		if !k.NotBefore.IsZero() {
-			h[HeaderNotBefore] = k.NotBefore.UTC().Format(time.RFC3339)
+			h[HeaderNotBefore] = k.NotBefore.UTC().Format(time.RFC3339Nano)
 		}
 		if !k.NotAfter.IsZero() {
-			h[HeaderNotAfter] = k.NotAfter.UTC().Format(time.RFC3339)
+			h[HeaderNotAfter] = k.NotAfter.UTC().Format(time.RFC3339Nano)
 		}
 		if !k.Revoked.IsZero() {
-			h[HeaderRevoked] = k.Revoked.UTC().Format(time.RFC3339)
+			h[HeaderRevoked] = k.Revoked.UTC().Format(time.RFC3339Nano)
 		}
 		if k.Source != "" && !strings.ContainsAny(k.Source, "\r\n") {
 			h[HeaderSource] = k.Source

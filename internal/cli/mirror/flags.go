@@ -122,3 +122,5 @@ func requireFlags(cmd *cobra.Command, names ...string) error {
 	}
 	return nil
 }
+
+func failureUsage(msg string) error { return failure.Usagef("%s", msg) }

@@ -3,12 +3,14 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stellaops/stellaops-cli/internal/iostreams"
+	"github.com/stellaops/stellaops-cli/pkg/exportroot"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
 	"github.com/stellaops/stellaops-cli/pkg/importer"
 	"github.com/stellaops/stellaops-cli/pkg/trust"
@@ -66,7 +68,7 @@ import or sync holds the lock, 130 interrupted.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.BundlePath, "bundle-path", "", "bundle folder to import")
+	f.StringVar(&opts.BundlePath, "bundle-path", "", "bundle folder, .tar.zst/.tar.gz archive, split set (parts manifest or any part), or - for stdin")
 	f.StringVar(&opts.ExportRoot, "export-root", "", "export root to import into (created if missing)")
 	f.BoolVar(&opts.AllowDowngrade, "allow-downgrade", false, "accept a sequence not above the high-water mark (recorded in the import log)")
 	f.BoolVar(&opts.ReplaceTrustRoots, "replace-trust-roots", false, "replace the export root's trust store with --trust-roots (recorded in the import log)")
@@ -97,7 +99,13 @@ func runImport(ctx context.Context, opts *ImportOptions) error {
 		return failure.Usagef("--replace-trust-roots needs --trust-roots")
 	}
 	opts.warnDisabled(io)
-	stage, cleanup, err := stagerFor(ctx, io, opts.BundlePath)
+	partsRoots := roots
+	if partsRoots == nil {
+		// A split set's parts manifest is checked before the lock is taken;
+		// without --trust-roots, the store is what vouches for it.
+		partsRoots, _ = trust.LoadFile(filepath.Join(opts.ExportRoot, exportroot.StateDirName, importer.TrustStoreFile))
+	}
+	stage, cleanup, err := stagerFor(ctx, io, opts.BundlePath, partsRoots, now)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,11 @@ type ServeOptions struct {
 	// started is called once the server listens (tests).
 	started func(*serve.Server)
 }
+
+// serveMemoryLimit is the soft limit on the Go runtime's memory that serve
+// sets when GOMEMLIMIT is not set: under many slow or idle connections the
+// garbage collector then works harder instead of letting the heap double.
+const serveMemoryLimit = 192 << 20
 
 // serveImporter is the hook that runs imports for the import API
 // (--enable-import-api). While it is nil the API answers 501.
@@ -141,6 +147,7 @@ Access log: one JSON object per request and line on stderr.`,
 	_ = cmd.MarkFlagFilename("tls-cert", "pem", "crt")
 	_ = cmd.MarkFlagFilename("tls-key", "pem", "key")
 	_ = cmd.MarkFlagFilename("authority-keys", "pem", "json")
+	_ = cmd.RegisterFlagCompletionFunc("active-export-id", completeExportIDs)
 	return cmd
 }
 
@@ -260,6 +267,11 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	srv, err := serve.NewServer(sopts)
 	if err != nil {
 		return err
+	}
+
+	if os.Getenv("GOMEMLIMIT") == "" {
+		prev := debug.SetMemoryLimit(serveMemoryLimit)
+		defer debug.SetMemoryLimit(prev)
 	}
 
 	hup := make(chan os.Signal, 1)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stellaops/stellaops-cli/internal/iostreams"
 	"github.com/stellaops/stellaops-cli/pkg/bundle"
+	"github.com/stellaops/stellaops-cli/pkg/rotation"
 )
 
 // VerifyOptions holds the flags of "mirror verify".
@@ -47,7 +48,7 @@ Exit status: 0 verified, 2 verification failed, 3 refused by policy
 			return runVerify(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.BundlePath, "bundle-path", "", "bundle folder to verify")
+	cmd.Flags().StringVar(&opts.BundlePath, "bundle-path", "", "bundle folder, .tar.zst/.tar.gz archive, split set (parts manifest or any part), or - for stdin")
 	cmd.Flags().IntVar(&opts.Threshold, "threshold", 1, "distinct trusted keys that must sign mirror.json")
 	opts.verifyFlags.AddFlags(cmd, true)
 	_ = cmd.MarkFlagDirname("bundle-path")
@@ -66,7 +67,7 @@ func runVerify(ctx context.Context, opts *VerifyOptions) error {
 	}
 	opts.warnDisabled(io)
 	progress := io.NewProgress(-1, "verifying")
-	report, err := bundle.VerifyDir(ctx, opts.BundlePath, bundle.VerifyOptions{
+	report, err := verifyPath(ctx, io, opts.BundlePath, bundle.VerifyOptions{
 		Roots: roots, Now: now, Threshold: opts.Threshold,
 		VerifyChecksums: opts.VerifyChecksums, VerifyDSSE: opts.VerifyDSSE,
 		Rotate: rotationHook, Progress: progress.Add,
@@ -117,6 +118,5 @@ func orDash(s string) string {
 	return s
 }
 
-// rotationHook applies rotation statements carried in bundles; nil until
-// key rotation is wired in.
-var rotationHook bundle.RotationFunc
+// rotationHook applies rotation statements carried in bundles.
+var rotationHook bundle.RotationFunc = rotation.Apply

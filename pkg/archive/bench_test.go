@@ -1,0 +1,144 @@
+package archive
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// benchTree writes a bundle-like tree of about STELLAOPS_BENCH_MIB MiB
+// (default 256): a few large domain bundles of compressible JSON and many
+// small VEX files. It returns the folder and its total size.
+func benchTree(b *testing.B) (string, int64) {
+	b.Helper()
+	mib := 256
+	if v, err := strconv.Atoi(os.Getenv("STELLAOPS_BENCH_MIB")); err == nil && v > 0 {
+		mib = v
+	}
+	dir := b.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var total int64
+	write := func(name string, size int64) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := bufio.NewWriterSize(f, 1<<20)
+		var n int64
+		for n < size {
+			line := fmt.Sprintf(`{"id":"CVE-%d-%05d","severity":%d,"summary":"%016x%016x"},`+"\n", 2000+rng.IntN(26), rng.IntN(100000), rng.IntN(10), rng.Uint64(), rng.Uint64())
+			m, _ := w.WriteString(line)
+			n += int64(m)
+		}
+		if err := w.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+		total += n
+	}
+	small := int64(mib) << 20 / 10
+	for i := range 500 {
+		write(fmt.Sprintf("mirror/d%d/vex/export-%04d.json", i%4, i), small/500)
+	}
+	for i := range 4 {
+		write(fmt.Sprintf("mirror/d%d/bundle.json", i), (int64(mib)<<20-small)/4)
+	}
+	write("mirror.json", 64<<10)
+	return dir, total
+}
+
+func benchArchive(b *testing.B, comp string) (string, int64) {
+	b.Helper()
+	dir, total := benchTree(b)
+	p := filepath.Join(b.TempDir(), "bench.tar."+map[string]string{CompressionZstd: "zst", CompressionGzip: "gz"}[comp])
+	if err := WriteFile(context.Background(), p, dir, WriteOptions{ModTime: testModTime}); err != nil {
+		b.Fatal(err)
+	}
+	return p, total
+}
+
+func BenchmarkWrite(b *testing.B) {
+	for _, comp := range []string{CompressionZstd, CompressionGzip} {
+		b.Run(comp, func(b *testing.B) {
+			dir, total := benchTree(b)
+			b.SetBytes(total)
+			b.ResetTimer()
+			for b.Loop() {
+				if err := Write(context.Background(), io.Discard, dir, WriteOptions{Compression: comp, ModTime: testModTime}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRSS(b)
+		})
+	}
+}
+
+func BenchmarkWalk(b *testing.B) {
+	for _, comp := range []string{CompressionZstd, CompressionGzip} {
+		b.Run(comp, func(b *testing.B) {
+			p, total := benchArchive(b, comp)
+			b.SetBytes(total)
+			buf := make([]byte, 256<<10)
+			b.ResetTimer()
+			for b.Loop() {
+				src, err := Open(context.Background(), p, nil, OpenOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				// Hash every file, as a verify does.
+				err = src.Walk(context.Background(), Limits{}, func(e EntryInfo, r io.Reader) error {
+					h := sha256.New()
+					_, err := io.CopyBuffer(h, r, buf)
+					return err
+				})
+				src.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRSS(b)
+		})
+	}
+}
+
+func BenchmarkExtract(b *testing.B) {
+	p, total := benchArchive(b, CompressionZstd)
+	b.SetBytes(total)
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		out := b.TempDir()
+		root, err := os.OpenRoot(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		src, err := Open(context.Background(), p, nil, OpenOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		_, err = Extract(context.Background(), src, root, Limits{})
+		b.StopTimer()
+		src.Close()
+		root.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.RemoveAll(out)
+		b.StartTimer()
+	}
+	reportRSS(b)
+}
