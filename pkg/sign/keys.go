@@ -259,3 +259,6 @@ func MarshalPublicKeyPEM(pub crypto.PublicKey) ([]byte, error) {
 }
 
 var errShortSig = errors.New("signature has the wrong length")
+
+// PrivatePEM encodes the signer's private key as PKCS#8 PEM.
+func (s *Signer) PrivatePEM() ([]byte, error) { return MarshalPrivateKeyPEM(s.priv) }

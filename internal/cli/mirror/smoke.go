@@ -56,6 +56,8 @@ type SmokeOptions struct {
 	Timeout           time.Duration
 	CAFile            string
 	JUnitFile         string
+	// KeepDir keeps what the self-contained mode made there.
+	KeepDir string
 
 	// Now returns the current time; tests fix it.
 	Now func() time.Time
@@ -137,6 +139,10 @@ failed, 4 bad invocation or unreadable key, trust-roots or CA file.`,
   STELLAOPS_MIRROR_TOKEN=$TOKEN stellaops-cli mirror smoke --url https://mirror.internal:8443 \
       --domain primary --trust-roots roots.pem --ca-file ca.pem --check-rate-limit --junit smoke.xml
 
+  # No URL: build a mirror from the embedded sample feed on 127.0.0.1 and check it
+  stellaops-cli mirror smoke
+  stellaops-cli mirror smoke --keep ./smoke-demo
+
   # Machine-readable
   stellaops-cli mirror smoke --url https://mirror.internal:8443 -o json | jq '.checks[] | select(.status=="fail")'`,
 		Args: cobra.NoArgs,
@@ -162,6 +168,7 @@ failed, 4 bad invocation or unreadable key, trust-roots or CA file.`,
 	f.DurationVar(&opts.Timeout, "timeout", smoke.DefaultTimeout, "longest wait for a response, or for the next bytes of a download")
 	f.StringVar(&opts.CAFile, "ca-file", "", "PEM file of the CA certificates to trust for https (instead of the system's)")
 	f.StringVar(&opts.JUnitFile, "junit", "", "also write the results as JUnit XML to `FILE`")
+	f.StringVar(&opts.KeepDir, "keep", "", "without --url: keep the key, bundle, export root and htpasswd in this empty `DIR`")
 	cmd.MarkFlagsMutuallyExclusive("key", "trust-roots")
 	cmd.MarkFlagsMutuallyExclusive("user", "token")
 	_ = cmd.MarkFlagFilename("key", "pem", "pub")
@@ -187,8 +194,30 @@ func runSmoke(ctx context.Context, opts *SmokeOptions) error {
 // runSelfContained exports, imports and serves a sample mirror on loopback,
 // then checks it like runSmoke.
 func runSelfContained(ctx context.Context, opts *SmokeOptions) error {
-	return failure.WithHint(errors.New("mirror smoke without --url (the self-contained mode) is not available in this build"),
-		"pass --url URL to check a running mirror")
+	io := opts.IO
+	if opts.KeepDir != "" {
+		if entries, err := os.ReadDir(opts.KeepDir); err == nil && len(entries) > 0 {
+			return failure.Usagef("--keep %s: the folder is not empty", opts.KeepDir)
+		}
+	}
+	io.Infof("building a self-contained mirror from the embedded sample feed (ephemeral key, export, verify, import, serve on 127.0.0.1)\n")
+	report, lm, runErr := smoke.RunLocal(ctx, smoke.LocalOptions{Dir: opts.KeepDir, Now: opts.Now})
+	err := finishSmoke(opts, report, runErr)
+	if opts.KeepDir != "" && lm != nil && !io.JSON() {
+		fmt.Fprintf(io.Err, `
+kept in %[1]s:
+  signing key   %[2]s (public: %[3]s)
+  bundle        %[4]s
+  export root   %[5]s
+  htpasswd      %[6]s (user %[7]s, password %[8]s)
+try next:
+  stellaops-cli mirror verify --bundle-path %[4]s --trust-roots %[3]s
+  stellaops-cli mirror status --export-root %[5]s --log
+  stellaops-cli mirror serve --export-root %[5]s --htpasswd %[6]s --require-authentication
+  STELLAOPS_MIRROR_PASSWORD=%[8]s stellaops-cli mirror smoke --url http://127.0.0.1:8443 --user %[7]s --key %[3]s
+`, lm.Dir, lm.Key, lm.PublicKey, lm.Bundle, lm.ExportRoot, lm.Htpasswd, lm.User, lm.Password)
+	}
+	return err
 }
 
 // smokeOptions turns the flags into smoke.Options: credentials, the HTTP
