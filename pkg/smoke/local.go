@@ -236,4 +236,3 @@ func writeHtpasswd(path string) (string, error) {
 	}
 	return pw, os.WriteFile(path, []byte(LocalUser+":"+string(hash)+"\n"), 0o600)
 }
-

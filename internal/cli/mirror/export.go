@@ -219,4 +219,3 @@ func runExport(ctx context.Context, opts *ExportOptions) error {
 	fmt.Fprintf(io.Out, "mirror.json sha256 %s\n", res.ManifestSHA256)
 	return nil
 }
-
