@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -77,6 +78,7 @@ type export struct {
 	manifest    bundle.Manifest
 	generatedAt time.Time
 	expiresAt   time.Time
+	lastMod     []string              // Last-Modified header value (generatedAt)
 	files       map[string]*fileEntry // every file of the export by relative path
 	domains     map[string]*domain
 	refs        atomic.Int64 // open responses, plus one while cached
@@ -134,6 +136,9 @@ func (e *export) load(warn func(string, ...any)) error {
 		return fmt.Errorf("export %s: %s names export %s", e.id, bundle.ManifestFile, e.manifest.ExportID)
 	}
 	e.generatedAt = e.manifest.GeneratedAt
+	if !e.generatedAt.IsZero() {
+		e.lastMod = []string{e.generatedAt.UTC().Format(http.TimeFormat)}
+	}
 	e.expiresAt = e.manifest.ExpiresAt
 	e.add(bundle.ManifestFile, int64(len(raw)), sha256Hex(raw))
 	for _, name := range []string{bundle.EnvelopeFile, bundle.ChecksumsFile} {

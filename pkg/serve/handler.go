@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stellaops/stellaops-cli/pkg/bundle"
 	"github.com/stellaops/stellaops-cli/pkg/exportroot"
@@ -466,8 +467,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		case RouteDomainFile:
 			h.serveFile(w, r, e, d.files[rt.rel], CacheDomain)
 		case RouteExcititorIndex:
-			setFileHeaders(w.Header(), CacheIndex, d.indexETag, "application/json")
-			http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(d.index))
+			h.serveMemory(w, r, e, d.index, CacheIndex, d.indexETag, "application/json")
 		case RouteExcititorDownload:
 			v := d.vex[rt.rel]
 			if v == nil {
@@ -518,8 +518,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 	}
 	data, err := e.cached(f)
 	if err == nil && data != nil {
-		setFileHeaders(w.Header(), cacheControl, f.etag, f.contentType)
-		http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(data))
+		h.serveMemory(w, r, e, data, cacheControl, f.etag, f.contentType)
 		return
 	}
 	if errors.Is(err, errDigestMismatch) {
@@ -560,6 +559,33 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 	setFileHeaders(w.Header(), cacheControl, f.etag, f.contentType)
 	http.ServeContent(w, r, "", e.generatedAt, fh)
 }
+
+// conditionalHeaders are the request headers that need http.ServeContent.
+var conditionalHeaders = []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"}
+
+// serveMemory sends a body held in memory. A plain GET or HEAD is answered
+// directly; conditional and range requests go through http.ServeContent.
+func (h *Handler) serveMemory(w http.ResponseWriter, r *http.Request, e *export, data []byte, cacheControl, etag, contentType string) {
+	hdr := w.Header()
+	setFileHeaders(hdr, cacheControl, etag, contentType)
+	for _, k := range conditionalHeaders {
+		if _, ok := r.Header[k]; ok {
+			http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(data))
+			return
+		}
+	}
+	hdr["Accept-Ranges"] = acceptRanges
+	if e.lastMod != nil {
+		hdr["Last-Modified"] = e.lastMod
+	}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(data))}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+}
+
+var acceptRanges = []string{"bytes"}
 
 func setFileHeaders(hdr http.Header, cacheControl, etag, contentType string) {
 	hdr["Cache-Control"] = []string{cacheControl}
@@ -836,14 +862,12 @@ func (a *accessLog) flush() {
 
 // write logs a finished request.
 func (a *accessLog) write(e accessEntry) {
-	b, err := json.Marshal(e)
+	var buf [512]byte
+	b := e.appendJSON(buf[:0])
 	idle := a.inflight.Add(-1) == 0
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err == nil {
-		b = append(b, '\n')
-		_, _ = a.bw.Write(b)
-	}
+	_, _ = a.bw.Write(b)
 	switch {
 	case idle:
 		_ = a.bw.Flush()
@@ -855,4 +879,64 @@ func (a *accessLog) write(e accessEntry) {
 			a.mu.Unlock()
 		})
 	}
+}
+
+// appendJSON appends e as one JSON line, the same document json.Marshal
+// would produce, without reflection.
+func (e *accessEntry) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","method":`...)
+	b = appendJSONString(b, e.Method)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, e.Path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, e.Bytes, 10)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendFloat(b, e.Duration, 'f', -1, 64)
+	b = append(b, `,"client":`...)
+	b = appendJSONString(b, e.Client)
+	b = append(b, `,"principal":`...)
+	b = appendJSONString(b, e.Principal)
+	b = append(b, `,"export":`...)
+	b = appendJSONString(b, e.Export)
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }

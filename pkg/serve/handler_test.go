@@ -385,3 +385,20 @@ func TestFileChangedOnDiskIsRefused(t *testing.T) {
 		t.Fatalf("no log line: %v", logs)
 	}
 }
+
+func TestAccessLogLineIsJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `quo"te\back`, "ctl\x00\x01\x1f\x7f\n\r\t", "utf8 é ☃ 𝄞", "bad \xff\xfe utf8", "\u2028"} {
+		e := accessEntry{Time: t0, Method: s, Path: "/" + s, Status: 200, Bytes: 12, Duration: 0.000123, Client: s, Principal: s, Export: exportA}
+		line := e.appendJSON(nil)
+		var got accessEntry
+		if err := json.Unmarshal(line, &got); err != nil {
+			t.Fatalf("%q: %s: %v", s, line, err)
+		}
+		want, _ := json.Marshal(e)
+		var back accessEntry
+		_ = json.Unmarshal(want, &back)
+		if got != back {
+			t.Errorf("%q: got %+v, want %+v", s, got, back)
+		}
+	}
+}

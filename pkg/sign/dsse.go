@@ -161,10 +161,14 @@ func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 		}
 		if err := k.ValidAt(now); err != nil {
 			res.Ignored = append(res.Ignored, fmt.Sprintf("signature %d: %v", i+1, err))
-			if policyErr == nil {
-				policyErr = err
+			// Only a validity window is policy; a revoked key is simply
+			// not trusted, whatever order the signatures come in.
+			if errors.Is(err, failure.ErrPolicy) && !errors.Is(err, failure.ErrVerification) {
+				if policyErr == nil {
+					policyErr = err
+				}
+				outside[k.DerivedID] = true
 			}
-			outside[k.DerivedID] = true
 			continue
 		}
 		if seen[k.DerivedID] {

@@ -152,6 +152,11 @@ func runImport(ctx context.Context, opts *ImportOptions) error {
 		if len(res.Pruned) > 0 {
 			fmt.Fprintf(io.Out, "pruned %s\n", strings.Join(res.Pruned, ", "))
 		}
+		if res.Report != nil {
+			for _, n := range res.Report.RotationNotes {
+				fmt.Fprintf(io.Out, "rotation: %s\n", n)
+			}
+		}
 		if res.TrustStoreUpdated {
 			fmt.Fprintf(io.Out, "trust store updated\n")
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/stellaops/stellaops-cli/internal/atomicfile"
 	"github.com/stellaops/stellaops-cli/internal/iostreams"
@@ -522,7 +523,7 @@ func NewCmdRotateCredentials(io *iostreams.IO) *cobra.Command {
 		Long: `Credentials replaces the password of --user in the htpasswd file that
 "mirror serve --htpasswd" reads. Without --password-stdin a random password of
 192 bits (32 base64url characters) is generated and printed once on stdout;
-with it, the first line of stdin is used. The password is stored as bcrypt
+with it, the first line of stdin is used (typed without echo on a terminal). The password is stored as bcrypt
 ($2y$, cost --cost, at least 12), the form "htpasswd -B" writes.
 
 Other lines of the file stay byte for byte. The file is replaced atomically and
@@ -582,13 +583,22 @@ func runRotateCredentials(_ context.Context, opts *RotateCredentialsOptions) err
 	}
 	var password []byte
 	generated := ""
-	if opts.PasswordStdin {
+	switch {
+	case opts.PasswordStdin && io.InTTY:
+		fmt.Fprintf(io.Err, "New password for %s: ", opts.User)
+		pw, err := term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Fprintln(io.Err)
+		if err != nil {
+			return failure.Classify(failure.ErrUsage, fmt.Errorf("read password: %w", err))
+		}
+		password = pw
+	case opts.PasswordStdin:
 		line, err := bufio.NewReaderSize(io.In, 4096).ReadString('\n')
 		if err != nil && line == "" {
 			return failure.Usagef("--password-stdin: nothing to read on stdin")
 		}
 		password = []byte(strings.TrimRight(line, "\r\n"))
-	} else {
+	default:
 		p, err := rotation.GeneratePassword()
 		if err != nil {
 			return err

@@ -59,6 +59,7 @@ type statusKey struct {
 	Algorithm string     `json:"algorithm"`
 	NotBefore *time.Time `json:"notBefore,omitempty"`
 	NotAfter  *time.Time `json:"notAfter,omitempty"`
+	Revoked   *time.Time `json:"revoked,omitempty"`
 	Source    string     `json:"source,omitempty"`
 }
 
@@ -112,6 +113,10 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 				t := k.NotAfter
 				sk.NotAfter = &t
 			}
+			if !k.Revoked.IsZero() {
+				t := k.Revoked
+				sk.Revoked = &t
+			}
 			out.TrustStore = append(out.TrustStore, sk)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -156,11 +161,11 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 	}
 	rows := [][]string{}
 	for _, k := range out.TrustStore {
-		rows = append(rows, []string{k.ID, k.Algorithm, fmtTime(k.NotBefore), fmtTime(k.NotAfter), k.Source})
+		rows = append(rows, []string{k.ID, k.Algorithm, fmtTime(k.NotBefore), fmtTime(k.NotAfter), fmtTime(k.Revoked), k.Source})
 	}
 	if len(rows) > 0 {
 		fmt.Fprintln(w, "trust store:")
-		io.Table(w, io.ColorOut(), []string{"KEY ID", "ALGORITHM", "NOT BEFORE", "NOT AFTER", "SOURCE"}, rows)
+		io.Table(w, io.ColorOut(), []string{"KEY ID", "ALGORITHM", "NOT BEFORE", "NOT AFTER", "REVOKED", "SOURCE"}, rows)
 	}
 	if out.ChainIntact {
 		fmt.Fprintf(w, "import log: %d entries, chain intact\n", out.LogEntries)
