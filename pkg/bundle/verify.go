@@ -306,14 +306,14 @@ func (v *verifier) run() error {
 			// a verification failure whatever the time.
 			if errors.Is(err, failure.ErrPolicy) {
 				if p, ok := envelopePayload(envBytes); ok && !bytes.Equal(p, mBytes) {
-					err := fmt.Errorf("%w: the envelope's payload is not the bytes of mirror.json", ErrMalformed)
-					r.problem(EnvelopeFile, CheckDSSE, err, HashBytes(p).SHA256, r.ManifestSHA256)
+					err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
+					r.problem(ManifestFile, CheckDSSE, err, HashBytes(p).SHA256, r.ManifestSHA256)
 				}
 			}
 		case !bytes.Equal(res.Payload, mBytes):
-			err := fmt.Errorf("%w: the envelope's payload is not the bytes of mirror.json", ErrMalformed)
-			r.problem(EnvelopeFile, CheckDSSE, err, HashBytes(res.Payload).SHA256, r.ManifestSHA256)
-			r.check(CheckDSSE, statusErr, "payload differs from mirror.json")
+			err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
+			r.problem(ManifestFile, CheckDSSE, err, HashBytes(res.Payload).SHA256, r.ManifestSHA256)
+			r.check(CheckDSSE, statusErr, "mirror.json differs from the signed payload")
 		default:
 			r.SignerKeyIDs = res.KeyIDs()
 			detail := "signed by " + strings.Join(res.KeyIDs(), ", ")

@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,8 @@ type fileEntry struct {
 	sum         string // lowercase hex SHA-256 from mirror.json
 	etag        string // `"<sha256 hex>"`
 	contentType string
+	// Response header values, shared by every response.
+	etagHdr, typeHdr, lenHdr []string
 
 	mu   sync.Mutex
 	data []byte // the verified content, once read
@@ -64,8 +67,7 @@ type domain struct {
 	id         string
 	files      map[string]*fileEntry // manifest.json, bundle.json, bundle.json.jws, bundle.json.sig
 	vex        map[string]*vexEntry  // by export key
-	index      []byte                // the excititor index document
-	indexETag  string
+	index      *fileEntry            // the excititor index document, in memory
 	hasExports bool
 }
 
@@ -174,7 +176,15 @@ func (e *export) load(warn func(string, ...any)) error {
 }
 
 func (e *export) add(rel string, size int64, sum string) {
-	e.files[rel] = &fileEntry{rel: rel, size: size, sum: sum, etag: `"` + sum + `"`, contentType: contentTypeFor(rel)}
+	e.files[rel] = newFileEntry(rel, size, sum, contentTypeFor(rel))
+}
+
+func newFileEntry(rel string, size int64, sum, contentType string) *fileEntry {
+	f := &fileEntry{rel: rel, size: size, sum: sum, etag: `"` + sum + `"`, contentType: contentType}
+	f.etagHdr = []string{f.etag}
+	f.typeHdr = []string{contentType}
+	f.lenHdr = []string{strconv.FormatInt(size, 10)}
+	return f
 }
 
 func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, error) {
@@ -233,8 +243,9 @@ func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, erro
 	if err := enc.Encode(idx); err != nil {
 		return nil, err
 	}
-	d.index = buf.Bytes()
-	d.indexETag = `"` + sha256Hex(d.index) + `"`
+	b := buf.Bytes()
+	d.index = newFileEntry("", int64(len(b)), sha256Hex(b), "application/json")
+	d.index.data = b
 	return d, nil
 }
 

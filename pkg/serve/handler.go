@@ -467,7 +467,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		case RouteDomainFile:
 			h.serveFile(w, r, e, d.files[rt.rel], CacheDomain)
 		case RouteExcititorIndex:
-			h.serveMemory(w, r, e, d.index, CacheIndex, d.indexETag, "application/json")
+			h.serveMemory(w, r, e, d.index, d.index.data, CacheIndex)
 		case RouteExcititorDownload:
 			v := d.vex[rt.rel]
 			if v == nil {
@@ -480,12 +480,16 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 func methodAllowed(allow, m string) bool {
-	for _, a := range strings.Split(allow, ", ") {
+	for rest := allow; ; {
+		a, after, more := strings.Cut(rest, ", ")
 		if a == m {
 			return true
 		}
+		if !more {
+			return false
+		}
+		rest = after
 	}
-	return false
 }
 
 func (h *Handler) serveReady(w http.ResponseWriter) {
@@ -518,7 +522,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 	}
 	data, err := e.cached(f)
 	if err == nil && data != nil {
-		h.serveMemory(w, r, e, data, cacheControl, f.etag, f.contentType)
+		h.serveMemory(w, r, e, f, data, cacheControl)
 		return
 	}
 	if errors.Is(err, errDigestMismatch) {
@@ -556,7 +560,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 	if h.afterOpen != nil {
 		h.afterOpen(r)
 	}
-	setFileHeaders(w.Header(), cacheControl, f.etag, f.contentType)
+	setFileHeaders(w.Header(), cacheControl, f)
 	http.ServeContent(w, r, "", e.generatedAt, fh)
 }
 
@@ -565,9 +569,9 @@ var conditionalHeaders = []string{"Range", "If-None-Match", "If-Modified-Since",
 
 // serveMemory sends a body held in memory. A plain GET or HEAD is answered
 // directly; conditional and range requests go through http.ServeContent.
-func (h *Handler) serveMemory(w http.ResponseWriter, r *http.Request, e *export, data []byte, cacheControl, etag, contentType string) {
+func (h *Handler) serveMemory(w http.ResponseWriter, r *http.Request, e *export, f *fileEntry, data []byte, cacheControl string) {
 	hdr := w.Header()
-	setFileHeaders(hdr, cacheControl, etag, contentType)
+	setFileHeaders(hdr, cacheControl, f)
 	for _, k := range conditionalHeaders {
 		if _, ok := r.Header[k]; ok {
 			http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(data))
@@ -578,20 +582,27 @@ func (h *Handler) serveMemory(w http.ResponseWriter, r *http.Request, e *export,
 	if e.lastMod != nil {
 		hdr["Last-Modified"] = e.lastMod
 	}
-	hdr["Content-Length"] = []string{strconv.Itoa(len(data))}
+	hdr["Content-Length"] = f.lenHdr
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(data)
 	}
 }
 
-var acceptRanges = []string{"bytes"}
+// Shared response header values.
+var (
+	acceptRanges = []string{"bytes"}
+	nosniff      = []string{"nosniff"}
+	cacheHdrs    = map[string][]string{
+		CacheIndex: {CacheIndex}, CacheDomain: {CacheDomain}, CacheExport: {CacheExport}, CacheNoStore: {CacheNoStore},
+	}
+)
 
-func setFileHeaders(hdr http.Header, cacheControl, etag, contentType string) {
-	hdr["Cache-Control"] = []string{cacheControl}
-	hdr["Etag"] = []string{etag}
-	hdr["Content-Type"] = []string{contentType}
-	hdr["X-Content-Type-Options"] = []string{"nosniff"}
+func setFileHeaders(hdr http.Header, cacheControl string, f *fileEntry) {
+	hdr["Cache-Control"] = cacheHdrs[cacheControl]
+	hdr["Etag"] = f.etagHdr
+	hdr["Content-Type"] = f.typeHdr
+	hdr["X-Content-Type-Options"] = nosniff
 }
 
 // authorize authenticates the request when needed and spends its budget.
