@@ -30,12 +30,7 @@ keys and credentials.`,
   stellaops-cli mirror import --bundle-path /media/usb/export-2026-03-15 --trust-roots roots.pem --export-root /srv/stellaops/mirror
   stellaops-cli mirror serve --export-root /srv/stellaops/mirror`,
 		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return failure.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
-			}
-			return cmd.Help()
-		},
+		RunE: runGroup,
 	}
 	cmd.AddCommand(
 		NewCmdExport(io),
@@ -47,4 +42,13 @@ keys and credentials.`,
 		NewCmdRotate(io),
 	)
 	return cmd
+}
+
+// runGroup is the RunE of a command group: help without arguments, a usage
+// error (exit 4) for an unknown subcommand.
+func runGroup(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return failure.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return cmd.Help()
 }

@@ -42,12 +42,7 @@ import" apply them before checking the bundle's signatures, so an offline site
 learns the new key from the first bundle that carries the statement, and
 import records it in the export root's trust store.`,
 		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return failure.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
-			}
-			return cmd.Help()
-		},
+		RunE: runGroup,
 	}
 	cmd.AddCommand(
 		NewCmdRotateKey(io),
