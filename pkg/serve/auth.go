@@ -136,64 +136,83 @@ func hashKind(hash string) string {
 	return "plain text or unknown"
 }
 
-// credCache remembers verified user/password pairs, keyed by a SHA-256 of
-// both, for a bounded time and number of entries, so repeated requests do
-// not pay for bcrypt.
-type credCache struct {
+// verifiedCache remembers verified credentials (user/password pairs,
+// bearer tokens) for a bounded time and number of entries, so repeated
+// requests pay for neither bcrypt nor signature checks.
+type verifiedCache[V any] struct {
 	mu     sync.Mutex
-	m      map[[32]byte]credEntry
+	m      map[[32]byte]cacheEntry[V]
 	ttl    time.Duration
 	size   int
 	secret [32]byte
 }
 
-type credEntry struct {
-	user    string
+type cacheEntry[V any] struct {
+	v       V
 	expires time.Time
 }
 
+// credCache caches verified Basic credentials: the user name.
+type credCache = verifiedCache[string]
+
 func newCredCache(size int, ttl time.Duration) *credCache {
+	return newVerifiedCache[string](size, ttl)
+}
+
+func newVerifiedCache[V any](size int, ttl time.Duration) *verifiedCache[V] {
 	if size <= 0 {
 		size = DefaultCredentialCacheSize
 	}
 	if ttl <= 0 {
 		ttl = DefaultCredentialCacheTTL
 	}
-	c := &credCache{m: make(map[[32]byte]credEntry), ttl: ttl, size: size}
+	c := &verifiedCache[V]{m: make(map[[32]byte]cacheEntry[V]), ttl: ttl, size: size}
 	if _, err := rand.Read(c.secret[:]); err != nil {
 		panic(err)
 	}
 	return c
 }
 
-// credKey is an HMAC-SHA-256, under a key drawn at start, of user and
-// password: the cache never holds a password or a digest that could be
-// attacked offline, and lookups compare digests, not secrets.
-func (c *credCache) key(user, pass string) [32]byte {
+// key is an HMAC-SHA-256, under a key drawn at start, of the parts: the
+// cache never holds a password, a token or a digest that could be attacked
+// offline, and lookups compare digests, not secrets.
+func (c *verifiedCache[V]) key(parts ...string) [32]byte {
 	m := hmac.New(sha256.New, c.secret[:])
-	m.Write([]byte(user))
-	m.Write([]byte{0})
-	m.Write([]byte(pass))
+	for i, p := range parts {
+		if i > 0 {
+			m.Write([]byte{0})
+		}
+		m.Write([]byte(p))
+	}
 	var k [32]byte
 	m.Sum(k[:0])
 	return k
 }
 
-func (c *credCache) get(k [32]byte, now time.Time) (string, bool) {
+func (c *verifiedCache[V]) get(k [32]byte, now time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
 	if !ok {
-		return "", false
+		var zero V
+		return zero, false
 	}
 	if !now.Before(e.expires) {
 		delete(c.m, k)
-		return "", false
+		var zero V
+		return zero, false
 	}
-	return e.user, true
+	return e.v, true
 }
 
-func (c *credCache) put(k [32]byte, user string, now time.Time) {
+// put remembers v until now plus the cache's TTL, or until, if sooner.
+func (c *verifiedCache[V]) put(k [32]byte, v V, now time.Time, until ...time.Time) {
+	expires := now.Add(c.ttl)
+	for _, u := range until {
+		if u.Before(expires) {
+			expires = u
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.size {
@@ -210,16 +229,16 @@ func (c *credCache) put(k [32]byte, user string, now time.Time) {
 			delete(c.m, key)
 		}
 	}
-	c.m[k] = credEntry{user: user, expires: now.Add(c.ttl)}
+	c.m[k] = cacheEntry[V]{v: v, expires: expires}
 }
 
-func (c *credCache) clear() {
+func (c *verifiedCache[V]) clear() {
 	c.mu.Lock()
 	clear(c.m)
 	c.mu.Unlock()
 }
 
-func (c *credCache) len() int {
+func (c *verifiedCache[V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.m)

@@ -519,3 +519,25 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		t.Error("access log should name the forwarded client")
 	}
 }
+
+func TestVerifiedTokenCacheHonoursExpiry(t *testing.T) {
+	e, key, _ := authEnv(t, nil)
+	c := claimsAt(testNow, ScopeConcelierRead)
+	c["exp"] = testNow.Add(90 * time.Second).Unix()
+	hdr := map[string]string{"Authorization": "Bearer " + sign(t, jose.ES256, key, "", c)}
+	target := "/concelier/exports/index.json"
+	if w := e.do("GET", target, hdr); w.Code != 200 {
+		t.Fatalf("fresh token: %d", w.Code)
+	}
+	if e.h.tokens.len() != 1 {
+		t.Fatalf("token cache holds %d entries", e.h.tokens.len())
+	}
+	e.clock.Advance(2 * time.Minute) // past exp, within the skew
+	if w := e.do("GET", target, hdr); w.Code != 200 {
+		t.Fatalf("within skew: %d", w.Code)
+	}
+	e.clock.Advance(time.Minute) // past exp + skew: the cached entry is gone too
+	if w := e.do("GET", target, hdr); w.Code != 401 {
+		t.Fatalf("expired cached token: %d", w.Code)
+	}
+}

@@ -24,11 +24,17 @@ import (
 
 // Cache-Control values of CONTRACT.md §3.
 const (
-	CacheIndex     = "public, max-age=60"
-	CacheDomain    = "public, max-age=300, immutable"
-	CacheExport    = "public, max-age=31536000, immutable"
-	CacheNoStore   = "no-store"
-	AuthRealm      = "stellaops-mirror"
+	CacheIndex   = "public, max-age=60"
+	CacheDomain  = "public, max-age=300, immutable"
+	CacheExport  = "public, max-age=31536000, immutable"
+	CacheNoStore = "no-store"
+)
+
+// AuthRealm is the realm of the WWW-Authenticate challenges.
+const AuthRealm = "stellaops-mirror"
+
+// Bounds on request bodies and state files the import API reads.
+const (
 	maxImportBody  = 64 << 10
 	maxStatusBytes = 1 << 20
 )
@@ -111,6 +117,7 @@ type Handler struct {
 	exports  *exportSet
 	limiter  *limiter
 	basic    *basicAuth
+	tokens   *verifiedCache[*tokenInfo]
 	auth     atomic.Pointer[authState]
 	metrics  *metrics
 	access   *accessLog
@@ -147,6 +154,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		logf:    logf,
 		limiter: newLimiter(opts.MaxClients),
 		basic:   newBasicAuth(opts.CredentialCacheSize, opts.CredentialCacheTTL, opts.BcryptConcurrency),
+		tokens:  newVerifiedCache[*tokenInfo](opts.CredentialCacheSize, opts.CredentialCacheTTL),
 		domains: map[string]*policy{},
 		admins:  map[string]bool{},
 	}
@@ -231,6 +239,7 @@ func (h *Handler) Reload() error {
 	}
 	h.auth.Store(st)
 	h.basic.cache.clear()
+	h.tokens.clear()
 	h.exports.invalidate()
 	return nil
 }
@@ -668,10 +677,19 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt route, po
 		}
 		name, key = user, "|user:"+user
 	case strings.EqualFold(scheme, "Bearer") && st.jwt != nil:
-		info, err := st.jwt.verify(strings.TrimSpace(cred), now)
-		if err != nil {
-			failed = err
-			break
+		token := strings.TrimSpace(cred)
+		tk := h.tokens.key("bearer", token)
+		info, hit := h.tokens.get(tk, now)
+		if !hit {
+			if !chargeAddr() {
+				return "", false
+			}
+			var err error
+			if info, err = st.jwt.verify(token, now); err != nil {
+				failed = err
+				break
+			}
+			h.tokens.put(tk, info, now, info.expires.Add(JWTClockSkew))
 		}
 		name, scopes = info.subject, info.scopes
 		key = "|sub:" + info.subject

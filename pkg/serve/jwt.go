@@ -65,6 +65,7 @@ type jwtVerifier struct {
 type tokenInfo struct {
 	subject string
 	scopes  map[string]bool
+	expires time.Time
 }
 
 // loadJWTKeys reads a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE
@@ -271,7 +272,7 @@ func (v *jwtVerifier) verify(token string, now time.Time) (*tokenInfo, error) {
 	if err := std.ValidateWithLeeway(exp, JWTClockSkew); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCredentials, err)
 	}
-	info := &tokenInfo{subject: std.Subject, scopes: map[string]bool{}}
+	info := &tokenInfo{subject: std.Subject, scopes: map[string]bool{}, expires: std.Expiry.Time()}
 	if info.subject == "" {
 		info.subject = extra.ClientID
 	}

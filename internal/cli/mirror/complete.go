@@ -28,6 +28,11 @@ const exportRootEnv = "CONCELIER__MIRROR__EXPORTROOT"
 // activeExportEnv pins the active export like --active-export-id.
 const activeExportEnv = "CONCELIER__MIRROR__ACTIVEEXPORTID"
 
+// bundlePathExts are the file name extensions a --bundle-path completes
+// besides folders: an archive (.tar.zst, .tar.gz) or the first part of a
+// split set (NAME.part-0001).
+var bundlePathExts = []string{"zst", "gz", "part-0001"}
+
 // completeDomainsFromSource completes --domain with the domain folders of
 // the --source tree (CONTRACT §1.1), described by their domain.json
 // displayName. Domains already given are left out.

@@ -161,3 +161,47 @@ func TestCompleteDomainsFromExportRoot(t *testing.T) {
 		t.Errorf("empty export root: got %q, want nothing", got)
 	}
 }
+
+// TestCompleteFileFlags checks the file and folder flags: their extension
+// filters reach the shell with cobra's FilterFileExt or FilterDirs
+// directive.
+func TestCompleteFileFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+		dir  cobra.ShellCompDirective
+	}{
+		{[]string{"verify", "--bundle-path", ""}, bundlePathExts, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"import", "--bundle-path", ""}, bundlePathExts, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"verify", "--trust-roots", ""}, []string{"pem", "pub", "crt"}, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"export", "--key", ""}, []string{"pem", "key"}, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"export", "--archive", ""}, []string{"zst", "gz"}, cobra.ShellCompDirectiveFilterFileExt},
+		{[]string{"export", "--source", ""}, nil, cobra.ShellCompDirectiveFilterDirs},
+		{[]string{"import", "--export-root", ""}, nil, cobra.ShellCompDirectiveFilterDirs},
+		{[]string{"serve", "--export-root", ""}, nil, cobra.ShellCompDirectiveFilterDirs},
+	} {
+		got, dir := complete(t, tc.args...)
+		if !slices.Equal(got, tc.want) || dir != directive(tc.dir) {
+			t.Errorf("%v: got %q %s, want %q %s", tc.args, got, dir, tc.want, directive(tc.dir))
+		}
+	}
+}
+
+// TestDomainFlagsComplete requires every --domain flag of a command that
+// also names a source tree or an export root to complete domain ids from
+// it (completeDomainsFromSource, completeDomainsFromExportRoot).
+func TestDomainFlagsComplete(t *testing.T) {
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		f := cmd.Flags()
+		if f.Lookup("domain") != nil && (f.Lookup("source") != nil || f.Lookup("export-root") != nil) {
+			if _, ok := cmd.GetFlagCompletionFunc("domain"); !ok {
+				t.Errorf("%q: --domain has no completion; register completeDomainsFromSource or completeDomainsFromExportRoot", cmd.CommandPath())
+			}
+		}
+		for _, c := range cmd.Commands() {
+			walk(c)
+		}
+	}
+	walk(NewCmdMirror(iostreams.Test(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})))
+}

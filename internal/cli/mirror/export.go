@@ -88,6 +88,8 @@ from a terminal prompt.`,
 	_ = cmd.MarkFlagDirname("source")
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.MarkFlagFilename("key", "pem", "key")
+	_ = cmd.MarkFlagFilename("archive", "zst", "gz")
+	_ = cmd.MarkFlagFilename("rotation", "json")
 	_ = cmd.RegisterFlagCompletionFunc("alg", cobra.FixedCompletions(sign.Algorithms, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("domain", completeDomainsFromSource)
 	return cmd

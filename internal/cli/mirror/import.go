@@ -76,7 +76,7 @@ import or sync holds the lock, 130 interrupted.`,
 	f.DurationVar(&opts.Wait, "wait", 0, "wait this long for another import or sync to release the lock (default: fail at once, exit 5)")
 	f.IntVar(&opts.Threshold, "threshold", 1, "distinct trusted keys that must sign mirror.json")
 	opts.verifyFlags.AddFlags(cmd, false)
-	_ = cmd.MarkFlagDirname("bundle-path")
+	_ = cmd.MarkFlagFilename("bundle-path", bundlePathExts...)
 	_ = cmd.MarkFlagDirname("export-root")
 	return cmd
 }

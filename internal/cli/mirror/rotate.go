@@ -41,6 +41,11 @@ under keys/, covered by mirror.json's signature. "mirror verify" and "mirror
 import" apply them before checking the bundle's signatures, so an offline site
 learns the new key from the first bundle that carries the statement, and
 import records it in the export root's trust store.`,
+		Example: `  stellaops-cli mirror rotate key --current-key signing-2025.pem --generate ES256 --new-key-out signing-2026.pem \
+      --trust-roots roots.pem --trust-roots-out roots-2026.pem
+  stellaops-cli mirror rotate revoke --key-id 3f1c...e9 --signing-key signing-2026.pem
+  stellaops-cli mirror rotate resign --bundle-path /data/mirror-bundles/export-2026-03-15 --key signing-2026.pem
+  stellaops-cli mirror rotate credentials --htpasswd /etc/stellaops/mirror.htpasswd --user downstream-a`,
 		Args: cobra.ArbitraryArgs,
 		RunE: runGroup,
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -13,8 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stellaops/stellaops-cli/internal/iostreams"
+	"github.com/stellaops/stellaops-cli/pkg/exportroot"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
+	"github.com/stellaops/stellaops-cli/pkg/importer"
 	"github.com/stellaops/stellaops-cli/pkg/serve"
+	"github.com/stellaops/stellaops-cli/pkg/trust"
 )
 
 // ServeOptions holds the flags of "mirror serve".
@@ -54,9 +58,40 @@ type ServeOptions struct {
 // garbage collector then works harder instead of letting the heap double.
 const serveMemoryLimit = 192 << 20
 
-// serveImporter is the hook that runs imports for the import API
-// (--enable-import-api). While it is nil the API answers 501.
-var serveImporter func(io *iostreams.IO) serve.ImportFunc
+// serveImporter runs imports for the import API (--enable-import-api): the
+// same import as "mirror import", on paths local to the server.
+var serveImporter = func(io *iostreams.IO) serve.ImportFunc {
+	return func(ctx context.Context, req serve.ImportRequest) error {
+		if req.BundlePath == "" || req.BundlePath == "-" {
+			return failure.Usagef("bundlePath must name a bundle folder or archive on the server")
+		}
+		var roots *trust.Roots
+		if req.TrustRootsPath != "" {
+			var err error
+			if roots, err = trust.LoadFile(req.TrustRootsPath); err != nil {
+				return err
+			}
+		}
+		now := time.Now()
+		partsRoots := roots
+		if partsRoots == nil {
+			partsRoots, _ = trust.LoadFile(filepath.Join(req.ExportRoot, exportroot.StateDirName, importer.TrustStoreFile))
+		}
+		stage, cleanup, err := stagerFor(ctx, io, req.BundlePath, partsRoots, now)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		_, err = importer.Import(ctx, importer.Options{
+			BundlePath: req.BundlePath, Stage: stage, ExportRoot: req.ExportRoot,
+			TrustRoots: roots, TrustRootsPath: req.TrustRootsPath,
+			VerifyChecksums: req.VerifyChecksums, VerifyDSSE: req.VerifyDsse,
+			Now: now, Command: "import-api", Rotate: rotationHook,
+			Warn: func(s string) { io.Warnf("import API: %s", s) },
+		})
+		return err
+	}
+}
 
 // NewCmdServe returns "mirror serve".
 func NewCmdServe(io *iostreams.IO) *cobra.Command {

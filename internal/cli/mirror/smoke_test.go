@@ -345,13 +345,6 @@ func TestSmokeKeyWithoutVerifierHook(t *testing.T) {
 	}
 }
 
-func TestSmokeWithoutURL(t *testing.T) {
-	r := runSmokeCmd(t, smokeEnv{})
-	if r.code != failure.ExitError || !strings.Contains(r.err.Error(), "self-contained") {
-		t.Fatalf("code %d err %v", r.code, r.err)
-	}
-}
-
 func TestWrapWords(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},

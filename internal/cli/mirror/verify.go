@@ -51,7 +51,7 @@ Exit status: 0 verified, 2 verification failed, 3 refused by policy
 	cmd.Flags().StringVar(&opts.BundlePath, "bundle-path", "", "bundle folder, .tar.zst/.tar.gz archive, split set (parts manifest or any part), or - for stdin")
 	cmd.Flags().IntVar(&opts.Threshold, "threshold", 1, "distinct trusted keys that must sign mirror.json")
 	opts.verifyFlags.AddFlags(cmd, true)
-	_ = cmd.MarkFlagDirname("bundle-path")
+	_ = cmd.MarkFlagFilename("bundle-path", bundlePathExts...)
 	return cmd
 }
 
