@@ -130,3 +130,22 @@ type IndexDomain struct {
 	JWSPath       string         `json:"jwsPath"`
 	SigPath       string         `json:"sigPath"`
 }
+
+// ExcititorIndex is the document served at /excititor/mirror/{domain}/index:
+// a domain's VEX exports with their digests and download routes.
+type ExcititorIndex struct {
+	DomainID    string                `json:"domainId"`
+	ExportID    string                `json:"exportId"`
+	GeneratedAt time.Time             `json:"generatedAt"`
+	Exports     []ExcititorIndexEntry `json:"exports"`
+}
+
+// ExcititorIndexEntry is one VEX export in an ExcititorIndex.
+type ExcititorIndexEntry struct {
+	ExportKey string    `json:"exportKey"`
+	Format    string    `json:"format"`
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"createdAt"`
+	Href      string    `json:"href"`
+}

@@ -88,23 +88,6 @@ type export struct {
 	memBytes    atomic.Int64 // bytes of small files held in memory
 }
 
-// excititorIndex is the document served at /excititor/mirror/{domain}/index.
-type excititorIndex struct {
-	DomainID    string                `json:"domainId"`
-	ExportID    string                `json:"exportId"`
-	GeneratedAt time.Time             `json:"generatedAt"`
-	Exports     []excititorIndexEntry `json:"exports"`
-}
-
-type excititorIndexEntry struct {
-	ExportKey string    `json:"exportKey"`
-	Format    string    `json:"format"`
-	SHA256    string    `json:"sha256"`
-	Size      int64     `json:"size"`
-	CreatedAt time.Time `json:"createdAt"`
-	Href      string    `json:"href"`
-}
-
 // loadExport reads the manifests of the export folder rootDir/id. Only
 // mirror.json and the domain manifests are parsed; mirror.dsse.json and
 // SHA256SUMS are hashed once here because mirror.json does not list them.
@@ -207,7 +190,7 @@ func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, erro
 	if err := json.Unmarshal(raw, &dm); err != nil {
 		return nil, fmt.Errorf("export %s: parse %s: %w", e.id, mf.rel, err)
 	}
-	idx := excititorIndex{DomainID: id, ExportID: e.id, GeneratedAt: dm.GeneratedAt, Exports: []excititorIndexEntry{}}
+	idx := bundle.ExcititorIndex{DomainID: id, ExportID: e.id, GeneratedAt: dm.GeneratedAt, Exports: []bundle.ExcititorIndexEntry{}}
 	if idx.GeneratedAt.IsZero() {
 		idx.GeneratedAt = e.generatedAt
 	}
@@ -226,7 +209,7 @@ func (e *export) loadDomain(id string, warn func(string, ...any)) (*domain, erro
 			continue
 		}
 		d.vex[x.Key] = &vexEntry{file: f, vex: x}
-		idx.Exports = append(idx.Exports, excititorIndexEntry{
+		idx.Exports = append(idx.Exports, bundle.ExcititorIndexEntry{
 			ExportKey: x.Key,
 			Format:    x.Format,
 			SHA256:    strings.Trim(f.etag, `"`),

@@ -408,23 +408,6 @@ func (p *prober) checkJWS(ctx context.Context, d *domain) {
 	})
 }
 
-// excititorIndex is GET /excititor/mirror/{domain}/index.
-type excititorIndex struct {
-	DomainID    string            `json:"domainId"`
-	ExportID    string            `json:"exportId"`
-	GeneratedAt time.Time         `json:"generatedAt"`
-	Exports     []excititorExport `json:"exports"`
-}
-
-type excititorExport struct {
-	ExportKey string    `json:"exportKey"`
-	Format    string    `json:"format"`
-	SHA256    string    `json:"sha256"`
-	Size      int64     `json:"size"`
-	CreatedAt time.Time `json:"createdAt"`
-	Href      string    `json:"href"`
-}
-
 // checkExcititor is check 5.
 func (p *prober) checkExcititor(ctx context.Context, d *domain) {
 	p.check(5, NameExcititor, d.id, func(o *outcome) {
@@ -447,7 +430,7 @@ func (p *prober) checkExcititor(ctx context.Context, d *domain) {
 			o.fail("GET %s: reading the excititor index: %v", u, rerr)
 			return
 		}
-		var ix excititorIndex
+		var ix bundle.ExcititorIndex
 		if err := json.Unmarshal(body, &ix); err != nil {
 			o.fail("excititor index is not valid JSON: %v", err)
 			return
