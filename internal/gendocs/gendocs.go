@@ -203,7 +203,9 @@ func prepareForMan(root *cobra.Command) {
 		fs.VisitAll(func(f *pflag.Flag) {
 			if !seen[f] {
 				seen[f] = true
-				f.Usage = escapeMarkdown(f.Usage)
+				// pflag marks a value name with backticks (`FILE`); the help
+				// shows it without them.
+				f.Usage = escapeMarkdown(strings.ReplaceAll(f.Usage, "`", ""))
 			}
 		})
 	}
@@ -227,9 +229,24 @@ func prepareForMan(root *cobra.Command) {
 func markdownText(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	var b strings.Builder
+	inItem := false // the previous line belongs to a "- " list item
 	for i := 0; i < len(lines); {
-		if !indented(lines[i]) {
-			b.WriteString(escapeMarkdown(lines[i]))
+		line := lines[i]
+		switch {
+		case strings.TrimSpace(line) == "":
+			inItem = false
+		case strings.HasPrefix(line, "- ") || strings.HasPrefix(line, "* "):
+			inItem = true
+		case indented(line) && inItem:
+			// The continuation of a list item, not a verbatim block.
+			b.WriteString("  " + escapeMarkdown(strings.TrimSpace(line)) + "\n")
+			i++
+			continue
+		case !indented(line):
+			inItem = false
+		}
+		if !indented(line) {
+			b.WriteString(escapeMarkdown(line))
 			b.WriteByte('\n')
 			i++
 			continue

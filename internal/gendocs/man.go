@@ -186,9 +186,9 @@ var environment = []envGroup{
 	{"mirror export and mirror rotate", []item{
 		{"STELLAOPS_KEY_PASSWORD", "Password of an encrypted (cosign) private key. Without it, the password is read from a terminal prompt; it is never a flag value."},
 	}},
-	{"mirror smoke", []item{
-		{"STELLAOPS_MIRROR_PASSWORD", "Password for --user (HTTP Basic), unless --password-stdin is given."},
-		{"STELLAOPS_MIRROR_TOKEN", "Bearer token sent to the mirror when --token is not given."},
+	{"mirror smoke and mirror sync", []item{
+		{"STELLAOPS_MIRROR_PASSWORD", "Password for --user (HTTP Basic); smoke also reads it from stdin with --password-stdin."},
+		{"STELLAOPS_MIRROR_TOKEN", "Bearer token sent to the mirror (smoke: when --token is not given)."},
 	}},
 	{"mirror serve (and mirror status for the active export)", []item{
 		{"CONCELIER__MIRROR__ENABLED", "false refuses to start the mirror."},

@@ -23,9 +23,7 @@ import (
 // that have not landed in the command tree yet. Their invocations are
 // reported in the log instead of failing; once a command exists, its flags
 // are checked like any other.
-var pendingCommands = map[string]bool{
-	"stellaops-cli mirror sync": true,
-}
+var pendingCommands = map[string]bool{}
 
 // invocation is one stellaops-cli command line found in a file.
 type invocation struct {
@@ -72,6 +70,11 @@ func deployYAML(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// isKubernetes reports whether a file under deploy/ is a Kubernetes manifest.
+func isKubernetes(path string) bool {
+	return filepath.Base(filepath.Dir(path)) == "k8s"
 }
 
 func strs(v any) []string {
@@ -172,7 +175,7 @@ func TestDeployFilesParse(t *testing.T) {
 		if len(docs) == 0 {
 			t.Errorf("%s: no YAML document", f)
 		}
-		if filepath.Base(f) == "compose.yaml" {
+		if !isKubernetes(f) {
 			continue
 		}
 		for _, d := range docs {
@@ -196,7 +199,7 @@ func TestDeployFilesParse(t *testing.T) {
 func TestKubernetesProfile(t *testing.T) {
 	docs := map[string][]map[string]any{}
 	for _, f := range deployYAML(t) {
-		if filepath.Base(f) == "compose.yaml" {
+		if !isKubernetes(f) {
 			continue
 		}
 		for _, d := range yamlDocs(t, f) {
@@ -442,15 +445,29 @@ func markdownInvocations(name string, data []byte) []invocation {
 	return out
 }
 
-// shellWords splits a shell command line into words, honouring quotes, up
-// to the first operator or comment.
+// shellWords splits a shell command line into words, honouring quotes and
+// $(...) substitutions, up to the first operator or comment.
 func shellWords(s string) []string {
 	var words []string
 	var cur strings.Builder
 	inWord := false
-	var quote rune
+	var quote, prev rune
+	depth := 0
 	for _, r := range s {
+		last := prev
+		prev = r
 		switch {
+		case depth > 0:
+			cur.WriteRune(r)
+			switch r {
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+		case r == '(' && last == '$':
+			cur.WriteRune(r)
+			depth++
 		case quote != 0:
 			if r == quote {
 				quote = 0
@@ -570,8 +587,8 @@ func checkArgs(root *cobra.Command, args []string) (path string, problems []stri
 }
 
 func TestShellWords(t *testing.T) {
-	got := shellWords(`mirror verify --bundle-path "/media/usb/my export" --now '2026-03-16T09:00:00Z' -o json | jq .`)
-	want := []string{"mirror", "verify", "--bundle-path", "/media/usb/my export", "--now", "2026-03-16T09:00:00Z", "-o", "json"}
+	got := shellWords(`mirror verify --bundle-path "/media/usb/my export" --now '2026-03-16T09:00:00Z' --out /b/$(date -u +%F) -o json | jq .`)
+	want := []string{"mirror", "verify", "--bundle-path", "/media/usb/my export", "--now", "2026-03-16T09:00:00Z", "--out", "/b/$(date -u +%F)", "-o", "json"}
 	if !slices.Equal(got, want) {
 		t.Errorf("shellWords:\n got %q\nwant %q", got, want)
 	}

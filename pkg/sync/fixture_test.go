@@ -74,11 +74,11 @@ func bigVEX(seed string, n int) []byte {
 	head := `{"@context":"https://openvex.dev/ns/v0.2.0","@id":"https://vex.example.invalid/` + seed + `","timestamp":"2026-03-01T00:00:00Z","statements":[],"pad":"`
 	var pad strings.Builder
 	sum := sha256.Sum256([]byte(seed))
-	for pad.Len() < n-len(head)-4 {
+	for pad.Len() < n-len(head)-3 {
 		sum = sha256.Sum256(sum[:])
 		pad.WriteString(hex.EncodeToString(sum[:]))
 	}
-	return []byte(head + pad.String()[:n-len(head)-4] + "\"}\n")
+	return []byte(head + pad.String()[:n-len(head)-3] + "\"}\n")
 }
 
 // bundle exports the sample feed, plus a big VEX file with content seed,
@@ -178,6 +178,12 @@ func (u *upstream) setFault(f func(w http.ResponseWriter, r *http.Request, n int
 	u.reqs = nil
 	u.count = map[string]int{}
 	u.mu.Unlock()
+}
+
+func (u *upstream) countOf(path string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.count[path]
 }
 
 func (u *upstream) requests() []reqLog {

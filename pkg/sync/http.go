@@ -72,6 +72,10 @@ func (s *Syncer) get(ctx context.Context, c *counter, u *url.URL, hdr http.Heade
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, interrupted(ctx, err)
 	}
 	return resp, nil

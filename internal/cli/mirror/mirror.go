@@ -39,6 +39,7 @@ keys and credentials.`,
 		NewCmdStatus(io),
 		NewCmdSmoke(io),
 		NewCmdServe(io),
+		NewCmdSync(io),
 		NewCmdRotate(io),
 	)
 	return cmd
