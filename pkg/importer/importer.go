@@ -17,6 +17,10 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/stellaops/stellaops-cli/internal/crashpoint"
@@ -328,14 +332,36 @@ func (r *run) trustRoots() (*trust.Roots, error) {
 		r.warn("--replace-trust-roots: the trust store will be replaced by %s", r.opts.TrustRootsPath)
 		return flag, nil
 	}
+	// The store says which keys are trusted; --trust-roots may still
+	// narrow a key it names: a revocation or a validity window given there
+	// applies to this import (and is recorded in the store if it succeeds),
+	// so an operator who marks a key revoked is not overruled by an older
+	// store.
+	roots := stored.Clone()
 	for _, k := range flag.Keys {
-		if _, ok := stored.Find(k.Public); !ok {
+		i := slices.IndexFunc(roots.Keys, func(s trust.Key) bool { return s.DerivedID == k.DerivedID })
+		if i < 0 {
 			return nil, failure.WithHint(fmt.Errorf("%w: key %s from %s is not in %s", ErrTrustRootsDiffer, k.ID, r.opts.TrustRootsPath,
 				filepath.Join(r.root.StateDir(), TrustStoreFile)),
 				"pass --replace-trust-roots to replace the trust store (the import log records it), or omit --trust-roots to use the store")
 		}
+		narrowKey(&roots.Keys[i], k)
 	}
-	return stored, nil
+	return roots, nil
+}
+
+// narrowKey applies the revocation and validity window of k to s where
+// they trust the key less.
+func narrowKey(s *trust.Key, k trust.Key) {
+	if !k.Revoked.IsZero() && (s.Revoked.IsZero() || k.Revoked.Before(s.Revoked)) {
+		s.Revoked = k.Revoked
+	}
+	if k.NotBefore.After(s.NotBefore) {
+		s.NotBefore = k.NotBefore
+	}
+	if !k.NotAfter.IsZero() && (s.NotAfter.IsZero() || k.NotAfter.Before(s.NotAfter)) {
+		s.NotAfter = k.NotAfter
+	}
 }
 
 func (r *run) loadStore() (*trust.Roots, error) {
@@ -443,7 +469,9 @@ func sameManifest(a, b string) (bool, error) {
 // FolderStager copies the bundle folder src into the staging folder,
 // hashing every file as it is written. Only regular files and folders are
 // accepted; names must be safe and must not collide on case-insensitive or
-// normalising file systems.
+// normalising file systems. Every name is checked, and every folder created,
+// before the first file is copied; files are then copied by several workers
+// at once (copying and hashing one file at a time left a core idle).
 func FolderStager(src string) Stager {
 	return func(ctx context.Context, dir string, progress func(int64)) (map[string]bundle.Digest, error) {
 		st, err := os.Stat(src)
@@ -456,14 +484,13 @@ func FolderStager(src string) Stager {
 		if resolved, err := filepath.EvalSymlinks(src); err == nil {
 			src = resolved
 		}
-		out := map[string]bundle.Digest{}
 		folded := map[string]string{}
 		dst, err := os.OpenRoot(dir)
 		if err != nil {
 			return nil, err
 		}
 		defer dst.Close()
-		buf := make([]byte, 1<<20)
+		var files []stageJob
 		err = filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				return fmt.Errorf("read bundle: %w", err)
@@ -490,18 +517,95 @@ func FolderStager(src string) Stager {
 			if err := ctx.Err(); err != nil {
 				return failure.Classify(failure.ErrInterrupted, err)
 			}
-			d, err := copyFile(ctx, dst, rel, p, buf, progress)
-			if err != nil {
-				return err
+			var size int64
+			if info, err := e.Info(); err == nil {
+				size = info.Size()
 			}
-			out[rel] = d
+			files = append(files, stageJob{rel: rel, path: p, size: size})
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		return out, nil
+		return copyFiles(ctx, dst, files, progress)
 	}
+}
+
+// stageJob is one file for copyFiles.
+type stageJob struct {
+	rel, path string
+	size      int64
+}
+
+// stageWorkers bounds the files copied at once.
+const stageWorkers = 4
+
+// copyFiles copies files into dst with up to min(GOMAXPROCS, stageWorkers)
+// workers, largest first so that the workers finish together, and returns
+// their digests. The first error stops the copy and is returned.
+func copyFiles(ctx context.Context, dst *os.Root, files []stageJob, progress func(int64)) (map[string]bundle.Digest, error) {
+	sort.SliceStable(files, func(i, j int) bool { return files[i].size > files[j].size })
+	if progress != nil {
+		var pmu sync.Mutex
+		inner := progress
+		progress = func(n int64) {
+			pmu.Lock()
+			inner(n)
+			pmu.Unlock()
+		}
+	}
+	out := make(map[string]bundle.Digest, len(files))
+	var (
+		mu       sync.Mutex
+		firstErr error
+		next     int
+		wg       sync.WaitGroup
+	)
+	take := func() (stageJob, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr != nil || next == len(files) {
+			return stageJob{}, false
+		}
+		next++
+		return files[next-1], true
+	}
+	workers := max(1, min(runtime.GOMAXPROCS(0), stageWorkers, len(files)))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for {
+				j, ok := take()
+				if !ok {
+					return
+				}
+				err := ctx.Err()
+				if err != nil {
+					err = failure.Classify(failure.ErrInterrupted, err)
+				}
+				var d bundle.Digest
+				if err == nil {
+					d, err = copyFile(ctx, dst, j.rel, j.path, buf, progress)
+				}
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					out[j.rel] = d
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, nil
 }
 
 func copyFile(ctx context.Context, dst *os.Root, rel, src string, buf []byte, progress func(int64)) (bundle.Digest, error) {

@@ -20,6 +20,10 @@ import (
 // maxETagSize bounds a recorded ETag.
 const maxETagSize = 1024
 
+// maxDeadlineSeconds caps a file's deadline (about 30 days), so that the
+// arithmetic cannot overflow for huge files at a tiny minimum throughput.
+const maxDeadlineSeconds = 30 * 24 * 3600
+
 // errResumeMismatch: a resumed download's whole-file digest is wrong, so
 // the kept bytes may be the bad ones; the file restarts from zero.
 var errResumeMismatch = errors.New("resumed download does not match; restarting from zero")
@@ -82,7 +86,7 @@ func (st *stager) attempt(ctx context.Context, f bundle.FileEntry) (bool, error)
 
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	deadline := s.opts.Timeout + time.Duration(float64(f.Size-have)/float64(s.opts.MinThroughput)*float64(time.Second))
+	deadline := s.opts.Timeout + time.Duration(min(float64(f.Size-have)/float64(s.opts.MinThroughput), maxDeadlineSeconds)*float64(time.Second))
 	timer := time.AfterFunc(deadline, func() {
 		cancel(fmt.Errorf("%w: %s: %s", ErrStalled, errDeadline, deadline.Round(time.Second)))
 	})

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -81,11 +80,37 @@ func bigVEX(seed string, n int) []byte {
 	return []byte(head + pad.String()[:n-len(head)-3] + "\"}\n")
 }
 
+// bundles caches the exported bundles of this test binary: they are only
+// read (import copies them), so tests share them.
+var bundles = struct {
+	gosync.Mutex
+	dir  string
+	made map[string]string
+}{made: map[string]string{}}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sync-bundles-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bundles.dir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // bundle exports the sample feed, plus a big VEX file with content seed,
 // as of created, with sequence seq.
 func (fx *fixture) bundle(created time.Time, seq int64, seed string) string {
 	t := fx.t
 	t.Helper()
+	key := fmt.Sprintf("%s-%d-%s", exportID(created), seq, seed)
+	bundles.Lock()
+	defer bundles.Unlock()
+	if out, ok := bundles.made[key]; ok {
+		return out
+	}
 	src := t.TempDir()
 	if err := samplefeed.WriteTo(src); err != nil {
 		t.Fatal(err)
@@ -97,12 +122,13 @@ func (fx *fixture) bundle(created time.Time, seq int64, seed string) string {
 	if err := os.WriteFile(p, bigVEX(seed, bigSize), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "bundle")
+	out := filepath.Join(bundles.dir, key)
 	if _, err := bundle.Export(context.Background(), bundle.ExportOptions{
 		Source: src, Out: out, Signer: fx.signer, Sequence: seq, Created: created, Expires: 30 * 24 * time.Hour,
 	}); err != nil {
 		t.Fatal(err)
 	}
+	bundles.made[key] = out
 	return out
 }
 
@@ -342,5 +368,3 @@ func cut(w http.ResponseWriter, data []byte, n int) {
 	_, _ = buf.Write(data[:n])
 	_ = buf.Flush()
 }
-
-var _ = bytes.Equal

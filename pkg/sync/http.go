@@ -47,10 +47,12 @@ func (g *gate) wait(ctx context.Context, s *Syncer) error {
 type counter struct{ n atomic.Int64 }
 
 // get sends one GET for u with the credentials and hdr, after any
-// Retry-After in force.
+// Retry-After in force. Errors are left unclassified: ctx may be a
+// request's own context, cancelled by a deadline or the watchdog, so the
+// caller decides with causeOf whether the run was interrupted.
 func (s *Syncer) get(ctx context.Context, c *counter, u *url.URL, hdr http.Header) (*http.Response, error) {
 	if err := s.gate.wait(ctx, s); err != nil {
-		return nil, interrupted(ctx, err)
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -76,7 +78,7 @@ func (s *Syncer) get(ctx context.Context, c *counter, u *url.URL, hdr http.Heade
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, interrupted(ctx, err)
+		return nil, err
 	}
 	return resp, nil
 }

@@ -388,8 +388,10 @@ feed:
 func (st *stager) fetchFile(ctx context.Context, f bundle.FileEntry) error {
 	r := st.r
 	if b, ok := st.known[f.Path]; ok {
-		r.count(func() { r.downloaded++ })
-		return st.writeStaged(f.Path, b)
+		if d := bundle.HashBytes(b); d.SHA256 == f.SHA256 && d.Size == f.Size {
+			r.count(func() { r.downloaded++ })
+			return st.writeStaged(f.Path, b)
+		}
 	}
 	if f.Size == 0 && f.SHA256 == emptySHA256 {
 		r.count(func() { r.downloaded++ })

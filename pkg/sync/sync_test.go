@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stellaops/stellaops-cli/internal/samplefeed"
 	"github.com/stellaops/stellaops-cli/pkg/bundle"
 	"github.com/stellaops/stellaops-cli/pkg/exportroot"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
+	"github.com/stellaops/stellaops-cli/pkg/importer"
+	"github.com/stellaops/stellaops-cli/pkg/rotation"
+	"github.com/stellaops/stellaops-cli/pkg/sign"
 	"github.com/stellaops/stellaops-cli/pkg/trust"
 )
 
@@ -858,4 +861,66 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-var _ = io.EOF
+// TestRotatedKey syncs an export signed by a new key that a rotation
+// statement in the export vouches for; the downstream trusts only the old
+// key until then.
+func TestRotatedKey(t *testing.T) {
+	w := newWorld(t)
+	if _, err := runSync(t, w.opts()); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := sign.LoadPrivateKey(filepath.Join(w.fx.keys, "es256.pem"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := sign.LoadPrivateKey(filepath.Join(w.fx.keys, "other-es256.pem"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := rotation.RotateKey(context.Background(), rotation.KeyOptions{Current: cur, New: next, Roots: w.fx.roots, Now: t1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt := filepath.Join(t.TempDir(), kr.FileName)
+	if err := os.WriteFile(stmt, kr.Statement, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sign.LoadSigner(filepath.Join(w.fx.keys, "other-es256.pem"), "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := samplefeed.WriteTo(src); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "rotated")
+	if _, err := bundle.Export(context.Background(), bundle.ExportOptions{
+		Source: src, Out: out, Signer: signer, Sequence: 2, Created: t1, Expires: 30 * 24 * time.Hour, Rotations: []string{stmt},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := importer.Import(context.Background(), importer.Options{
+		BundlePath: out, Stage: importer.FolderStager(out), ExportRoot: w.up.root, VerifyChecksums: true, VerifyDSSE: true,
+		Now: testNow, Rotate: rotation.Apply,
+	}); err != nil {
+		t.Fatalf("upstream import: %v", err)
+	}
+	if err := w.up.h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	opts := w.opts()
+	opts.TrustRoots, opts.TrustRootsPath = nil, ""
+	before := rootPrint(t, w.b)
+	_, err = runSync(t, opts)
+	wantCode(t, err, 2) // without the rotation hook the new key is unknown
+	testutilUnchanged(t, w.b, before)
+
+	opts.Rotate = rotation.Apply
+	res, err := runSync(t, opts)
+	if err != nil {
+		t.Fatalf("sync with rotation: %v", err)
+	}
+	if !res.TrustStoreUpdated || !slices.Contains(res.SignerKeyIDs, signer.KeyID()) {
+		t.Fatalf("%+v", res)
+	}
+}
