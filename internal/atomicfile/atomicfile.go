@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/stellaops/stellaops-cli/internal/faultfs"
 )
@@ -55,9 +54,7 @@ func WriteFile(path string, data []byte, perm os.FileMode, opts ...Option) (err 
 	if o.keepMode {
 		if fi, serr := os.Lstat(path); serr == nil && fi.Mode().IsRegular() {
 			mode = fi.Mode().Perm()
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				uid, gid = int(st.Uid), int(st.Gid)
-			}
+			uid, gid = owner(fi)
 		} else if serr != nil && !errors.Is(serr, fs.ErrNotExist) {
 			return fmt.Errorf("write %s: %w", path, serr)
 		}

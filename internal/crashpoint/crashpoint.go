@@ -78,8 +78,12 @@ func Hit(name string) {
 	if t == "" || t != name {
 		return
 	}
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	// SIGKILL cannot be caught; wait for it to be delivered.
+	// Process.Kill is SIGKILL on Unix and TerminateProcess on Windows:
+	// nothing is flushed or cleaned up.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Kill()
+	}
+	// The kill cannot be caught; wait for it to be delivered.
 	select {}
 }
 
@@ -93,7 +97,7 @@ var pauseTarget = os.Getenv(PauseEnvVar)
 
 func pause(name string) {
 	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(c)
 	fmt.Fprintf(os.Stderr, "stellaops-cli: paused at %s\n", name)
 	<-c

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/stellaops/stellaops-cli/pkg/failure"
@@ -140,9 +139,9 @@ func (r *Root) tryLock(p string, info LockInfo) (*Lock, *BusyError, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open lock %s: %w", p, err)
 	}
-	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		defer f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLocked) {
 			return nil, &BusyError{Path: p, Holder: readHolder(f)}, nil
 		}
 		return nil, nil, fmt.Errorf("lock %s: %w", p, err)
@@ -180,7 +179,7 @@ func (l *Lock) Unlock() error {
 	f := l.f
 	l.f = nil
 	_ = f.Truncate(0)
-	err := flock(f, syscall.LOCK_UN)
+	err := unlockFile(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -188,13 +187,4 @@ func (l *Lock) Unlock() error {
 		return fmt.Errorf("unlock %s: %w", l.path, err)
 	}
 	return nil
-}
-
-func flock(f *os.File, how int) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
 }

@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	gosync "sync"
-	"syscall"
 	"time"
 
 	"github.com/stellaops/stellaops-cli/internal/strictjson"
@@ -561,12 +559,4 @@ func (st *stager) hashState(rel string) (bundle.Digest, error) {
 	}
 	defer f.Close()
 	return bundle.HashReader(f, nil)
-}
-
-// linkCount returns the number of names of a file (1 where unknown).
-func linkCount(fi fs.FileInfo) uint64 {
-	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(s.Nlink)
-	}
-	return 1
 }
