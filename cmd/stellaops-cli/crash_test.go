@@ -169,6 +169,10 @@ func TestImportInterrupted(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			// A bound, not a wait: a child that never pauses or never exits
+			// fails the test instead of hanging it.
+			watchdog := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
+			defer watchdog.Stop()
 			sc := bufio.NewScanner(stderr)
 			var rest strings.Builder
 			for sc.Scan() {
