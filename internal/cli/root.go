@@ -86,10 +86,10 @@ func Main(ctx context.Context, io *iostreams.IO, args []string) int {
 	err = classifyCobra(err)
 	var reported interface{ Reported() bool }
 	if !(errors.As(err, &reported) && reported.Reported()) {
-		fmt.Fprintf(io.Err, "stellaops-cli: error: %s\n", firstLine(err))
+		fmt.Fprintf(io.Err, "stellaops-cli: error: %s\n", iostreams.Printable(firstLine(err)))
 	}
 	if hint := failure.HintOf(err); hint != "" {
-		fmt.Fprintf(io.Err, "stellaops-cli: hint: %s\n", hint)
+		fmt.Fprintf(io.Err, "stellaops-cli: hint: %s\n", iostreams.Printable(hint))
 	}
 	return failure.Code(err)
 }

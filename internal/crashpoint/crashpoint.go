@@ -13,6 +13,7 @@
 package crashpoint
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -94,6 +95,22 @@ func Hit(name string) {
 const PauseEnvVar = "STELLAOPS_PAUSEPOINT"
 
 var pauseTarget = os.Getenv(PauseEnvVar)
+
+// HitContext is Hit for steps that run under a context: at a pause point it
+// waits until ctx is done (SIGINT and SIGTERM cancel the command's context),
+// so the step after it sees the cancellation. It pauses once per process.
+func HitContext(ctx context.Context, name string) {
+	if pauseTarget != "" && pauseTarget == name {
+		pauseOnce.Do(func() {
+			fmt.Fprintf(os.Stderr, "stellaops-cli: paused at %s\n", name)
+			<-ctx.Done()
+		})
+		return
+	}
+	Hit(name)
+}
+
+var pauseOnce sync.Once
 
 func pause(name string) {
 	c := make(chan os.Signal, 1)

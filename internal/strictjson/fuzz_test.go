@@ -11,6 +11,7 @@ import (
 
 	"github.com/stellaops/stellaops-cli/internal/samplefeed"
 	"github.com/stellaops/stellaops-cli/internal/strictjson"
+	"github.com/stellaops/stellaops-cli/internal/testutil"
 )
 
 // dupKeys reports whether any object in data repeats a key, comparing
@@ -60,6 +61,11 @@ func dupKeys(data []byte) bool {
 func FuzzStrictJSON(f *testing.F) {
 	if err := fsSeeds(f); err != nil {
 		f.Fatal(err)
+	}
+	for _, pattern := range []string{"cases/json-*/mirror.json", "cases/json-*/mirror.dsse.json", "cases/json-*/mirror/index.json", "cases/json-*/mirror/primary/*.json"} {
+		for _, s := range testutil.CorpusSeeds(f, "../..", pattern, 1<<20) {
+			f.Add(s)
+		}
 	}
 	f.Add([]byte(`{"exportId":"a","\u0065xportId":"b"}`))
 	f.Add([]byte(`{"ExportID":"a"}`))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 
+	"github.com/stellaops/stellaops-cli/internal/faultfs"
 	"github.com/stellaops/stellaops-cli/pkg/bundle"
 )
 
@@ -23,8 +24,11 @@ const maxManifestForLimits = 64 << 20
 // one pass, and returns every file written with the size and SHA-256
 // computed while writing it, in archive order, so the caller can verify
 // exactly what is on disk. Files are created with O_EXCL (nothing is
-// overwritten) and mode 0644, folders with mode 0755, and each file is
-// synced before the next; the folders are synced at the end.
+// overwritten) and mode 0644, folders with mode 0755. Each file's write-back
+// is started as soon as it is written (not waited for: an fsync per file
+// here serialised one disk flush per entry with the decompression), and the
+// folders are synced at the end; making the files durable is the job of the
+// caller's fsync of the whole tree before activation (exportroot.Activate).
 //
 // Once mirror.json has been written, Extract lowers limits to what it lists
 // (BundleLimits). On any error, including a cancelled ctx, Extract removes
@@ -108,7 +112,7 @@ func (x *extractor) writeFile(e EntryInfo, r io.Reader) (bundle.FileEntry, error
 	}
 	x.created = append(x.created, e.Name)
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, x.buf)
+	n, err := io.CopyBuffer(io.MultiWriter(faultfs.WrapWriter(f), h), r, x.buf)
 	if err != nil {
 		f.Close()
 		if isClassified(err) {
@@ -120,10 +124,7 @@ func (x *extractor) writeFile(e EntryInfo, r io.Reader) (bundle.FileEntry, error
 		f.Close()
 		return bundle.FileEntry{}, fmt.Errorf("%w: truncated: entry %s has %d of %d bytes", ErrCorrupt, quoteName(e.Name), n, e.Size)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return bundle.FileEntry{}, fmt.Errorf("extract %s: %w", e.Name, err)
-	}
+	startWriteback(f)
 	if err := f.Close(); err != nil {
 		return bundle.FileEntry{}, fmt.Errorf("extract %s: %w", e.Name, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/stellaops/stellaops-cli/internal/testutil"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
 )
 
@@ -30,6 +31,9 @@ var fuzzEncoder = sync.OnceValue(func() *zstd.Encoder {
 // must only ever hand out safe, distinct names with exact sizes.
 func FuzzWalk(f *testing.F) {
 	for _, s := range seedArchives(f) {
+		f.Add(s, uint8(0))
+	}
+	for _, s := range testutil.CorpusSeeds(f, "../..", "cases/*.tar.*", 64<<10) {
 		f.Add(s, uint8(0))
 	}
 	for _, pieces := range [][]tarPiece{

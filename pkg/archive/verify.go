@@ -13,8 +13,13 @@ import (
 )
 
 // MaxKeptDocument bounds each signed document kept in memory while an
-// archive streams past (everything but the VEX exports).
-const MaxKeptDocument = 512 << 20
+// archive streams past (see bundle.KeepContents), and MaxKeptTotal all of
+// them together: the sizes an archive declares are not authenticated
+// until the walk is over, so they cannot be what bounds the memory used.
+const (
+	MaxKeptDocument = 512 << 20
+	MaxKeptTotal    = 1 << 30
+)
 
 // Verify checks the bundle inside src in one streaming pass, without
 // extracting it: every entry is hashed as it goes by, and only the signed
@@ -25,6 +30,7 @@ func Verify(ctx context.Context, src *Source, opts bundle.VerifyOptions) (*bundl
 	memfs := bundle.NewMemFS()
 	digests := map[string]bundle.Digest{}
 	buf := make([]byte, readBufferSize)
+	var keptTotal int64
 	err := src.Walk(ctx, Limits{}, func(e EntryInfo, r io.Reader) error {
 		if e.IsDir {
 			return nil
@@ -36,8 +42,11 @@ func Verify(ctx context.Context, src *Source, opts bundle.VerifyOptions) (*bundl
 			if e.Size > MaxKeptDocument {
 				return fmt.Errorf("%w: %s: %d bytes, more than the %d a signed document may have", failure.ErrVerification, e.Name, e.Size, int64(MaxKeptDocument))
 			}
-			data, err := io.ReadAll(io.TeeReader(r, h))
-			if err != nil {
+			if keptTotal += e.Size; keptTotal > MaxKeptTotal {
+				return &EntryError{Name: e.Name, Reason: fmt.Sprintf("signed documents add up to more than %d bytes", int64(MaxKeptTotal)), Err: ErrLimitExceeded}
+			}
+			data := make([]byte, e.Size)
+			if _, err := io.ReadFull(io.TeeReader(r, h), data); err != nil {
 				return err
 			}
 			kept, n = data, int64(len(data))

@@ -168,3 +168,21 @@ func BenchmarkHashFile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyDirEnv verifies the bundle folder named by
+// STELLAOPS_BENCH_BUNDLE (signed by the TEST-ONLY es256 key, as bench/run's
+// bundles are), for profiling a real bundle: go test -run '^$' -bench
+// VerifyDirEnv -cpuprofile cpu.out -memprofile mem.out ./pkg/bundle
+func BenchmarkVerifyDirEnv(b *testing.B) {
+	dir := os.Getenv("STELLAOPS_BENCH_BUNDLE")
+	if dir == "" {
+		b.Skip("STELLAOPS_BENCH_BUNDLE is not set")
+	}
+	opts := VerifyOptions{Roots: testRoots(b, "es256"), VerifyChecksums: true, VerifyDSSE: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := VerifyDir(context.Background(), dir, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -336,7 +336,7 @@ func (w *bundleWriter) copyFile(rel, src string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(hw, in, make([]byte, copyBuf)); err != nil {
+	if _, err := copyPooled(hw, in); err != nil {
 		done()
 		return fmt.Errorf("copy %s: %w", src, err)
 	}

@@ -26,8 +26,27 @@ func DirFS(dir string) FS { return dirFS(dir) }
 
 type dirFS string
 
+// Open opens rel only when it is a regular file: a symbolic link (to
+// /dev/zero, say) or a FIFO in a hostile bundle folder would otherwise
+// make verification read for ever or block on open.
 func (d dirFS) Open(rel string) (io.ReadCloser, error) {
-	return os.Open(filepath.Join(string(d), filepath.FromSlash(rel)))
+	p := filepath.Join(string(d), filepath.FromSlash(rel))
+	before, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !before.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %q: not a regular file (%s)", ErrUnsafePath, rel, before.Mode().Type())
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	if after, err := f.Stat(); err != nil || !os.SameFile(before, after) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %q: replaced while being opened", ErrUnsafePath, rel)
+	}
+	return f, nil
 }
 
 func (d dirFS) Files() (map[string]int64, map[string]string, error) {
@@ -77,13 +96,19 @@ func (m *MemFS) Add(rel string, size int64, data []byte) {
 // Open returns the kept bytes of rel.
 func (m *MemFS) Open(rel string) (io.ReadCloser, error) {
 	if d, ok := m.data[rel]; ok {
-		return io.NopCloser(bytes.NewReader(d)), nil
+		return seekNopCloser{bytes.NewReader(d)}, nil
 	}
 	if _, ok := m.sizes[rel]; ok {
 		return nil, fmt.Errorf("%s: contents not kept from the archive", rel)
 	}
 	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
 }
+
+// seekNopCloser lets readers seek kept bytes (a signature check per
+// trusted key) without copying them.
+type seekNopCloser struct{ *bytes.Reader }
+
+func (seekNopCloser) Close() error { return nil }
 
 // Files lists the recorded files.
 func (m *MemFS) Files() (map[string]int64, map[string]string, error) {
@@ -94,9 +119,25 @@ func (m *MemFS) Files() (map[string]int64, map[string]string, error) {
 	return out, map[string]string{}, nil
 }
 
-// KeepContents reports whether verification needs the bytes of rel (every
-// file but the VEX exports, which only need their digests).
+// KeepContents reports whether verification reads the bytes of rel:
+// mirror.json, its envelope, SHA256SUMS, index.json, each domain's
+// manifest.json, bundle.json and its two signatures, and the rotation
+// statements under keys/. Everything else (VEX exports, and any file the
+// bundle should not hold) only needs its digest.
 func KeepContents(rel string) bool {
+	switch rel {
+	case ManifestFile, EnvelopeFile, ChecksumsFile, IndexPath:
+		return true
+	}
 	parts := strings.Split(rel, "/")
-	return !(len(parts) >= 4 && parts[0] == MirrorDir && parts[2] == "vex")
+	switch {
+	case len(parts) == 2 && parts[0] == KeysDir:
+		return true
+	case len(parts) == 3 && parts[0] == MirrorDir:
+		switch parts[2] {
+		case DomainManifestName, DomainBundleName, DomainJWSName, DomainSigName:
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stellaops/stellaops-cli/internal/strictjson"
+	"github.com/stellaops/stellaops-cli/internal/testutil"
 )
 
 // fuzzSeeds exports the sample feed and returns the bundle folder.
@@ -19,6 +20,9 @@ func fuzzSeeds(f *testing.F) string {
 func FuzzManifest(f *testing.F) {
 	dir := fuzzSeeds(f)
 	f.Add(readFile(f, filepath.Join(dir, ManifestFile)))
+	for _, s := range testutil.CorpusSeeds(f, "../..", "cases/*/mirror.json", 1<<20) {
+		f.Add(s)
+	}
 	f.Add([]byte(`{"schemaVersion":1,"schemaVersion":2}`))
 	f.Add([]byte(`{"ExportID":"20260301T120000Z"}`))
 	f.Add([]byte(`{"files":[{"path":"../x","size":-1,"sha256":"00"}]}`))
@@ -65,6 +69,9 @@ func normalise(m Manifest) Manifest {
 func FuzzParseChecksums(f *testing.F) {
 	dir := fuzzSeeds(f)
 	f.Add(readFile(f, filepath.Join(dir, ChecksumsFile)))
+	for _, s := range testutil.CorpusSeeds(f, "../..", "cases/*/SHA256SUMS", 1<<20) {
+		f.Add(s)
+	}
 	f.Add([]byte(strings.Repeat("0", 64) + " *a\n" + strings.Repeat("0", 64) + "  a\n"))
 	f.Add([]byte(strings.Repeat("A", 64) + "  \x00\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

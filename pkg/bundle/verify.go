@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -257,6 +259,8 @@ type verifier struct {
 	m       *Manifest
 	listed  map[string]FileEntry
 	digests map[string]Digest
+	// present are the regular files found, with their sizes.
+	present map[string]int64
 }
 
 func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
@@ -265,11 +269,22 @@ func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := sign.ReadAllLimited(f, max)
+	// Sized from the file when it can be: growing the buffer by doubling
+	// left up to three times a large manifest's size on the heap.
+	var buf bytes.Buffer
+	if st, ok := f.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Size() <= max {
+			buf.Grow(int(fi.Size()) + bytes.MinRead)
+		}
+	}
+	n, err := buf.ReadFrom(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
-	return data, nil
+	if n > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", rel, max)
+	}
+	return buf.Bytes(), nil
 }
 
 func (v *verifier) run() error {
@@ -343,12 +358,66 @@ func (v *verifier) run() error {
 	if err := v.checkFiles(); err != nil {
 		return err
 	}
-	if err := v.checkDigests(); err != nil {
+	if !v.opts.VerifyChecksums || v.opts.Digests != nil {
+		if err := v.checkDigests(nil); err != nil {
+			return err
+		}
+		return v.checkDocuments()
+	}
+	// The signed documents are hashed first; the document checks then run
+	// while the VEX files hash in the background. They record into a
+	// scratch report that is appended after the digests check, so the
+	// report reads as if the steps had run one after the other.
+	var docs, payloads []FileEntry
+	for _, f := range v.m.Files {
+		if KeepContents(f.Path) {
+			docs = append(docs, f)
+		} else {
+			payloads = append(payloads, f)
+		}
+	}
+	digests, err := v.hashAll(docs)
+	if err != nil {
 		return err
 	}
+	type hashed struct {
+		digests map[string]Digest
+		err     error
+	}
+	done := make(chan hashed, 1)
+	go func() {
+		d, err := v.hashAll(payloads)
+		done <- hashed{d, err}
+	}()
+	v.digests = digests
+	main := v.r
+	v.r = newReport(main.BundlePath, main.Now)
+	docErr := v.checkDocuments()
+	scratch := v.r
+	v.r = main
+	h := <-done
+	if h.err != nil {
+		return h.err
+	}
+	if docErr != nil {
+		return docErr
+	}
+	maps.Copy(digests, h.digests)
+	if err := v.checkDigests(digests); err != nil {
+		return err
+	}
+	main.Checks = append(main.Checks, scratch.Checks...)
+	main.Problems = append(main.Problems, scratch.Problems...)
+	main.Warnings = append(main.Warnings, scratch.Warnings...)
+	return nil
+}
+
+// checkDocuments runs the checks that read the signed documents: SHA256SUMS,
+// the index, each domain and the rotation statements.
+func (v *verifier) checkDocuments() error {
 	v.checkChecksums()
 	v.checkIndex()
-	for _, d := range m.Domains {
+	for _, d := range v.m.Domains {
 		if err := v.checkDomain(d); err != nil {
 			return err
 		}
@@ -467,6 +536,7 @@ func (v *verifier) checkFiles() error {
 	if err != nil {
 		return fmt.Errorf("read bundle %s: %w", r.BundlePath, err)
 	}
+	v.present = present
 	for _, rel := range sortedKeys(other) {
 		r.problem(rel, CheckFiles, fmt.Errorf("%w: not a regular file (%s)", ErrUnsafePath, other[rel]), "regular file", other[rel])
 	}
@@ -501,19 +571,22 @@ func (v *verifier) checkFiles() error {
 	return nil
 }
 
-// checkDigests hashes every listed file (in parallel, streaming) or uses the
-// digests computed by the caller.
-func (v *verifier) checkDigests() error {
+// checkDigests compares the digests of the listed files with mirror.json:
+// digests when given, else those computed by the caller (opts.Digests), else
+// it hashes every listed file (in parallel, streaming).
+func (v *verifier) checkDigests(digests map[string]Digest) error {
 	r := v.r
 	if !v.opts.VerifyChecksums {
 		r.check(CheckDigests, "skip", "--verify-checksums=false: file digests were not checked")
 		r.Warnings = append(r.Warnings, "checksum verification disabled: file contents are not checked against mirror.json")
 		return nil
 	}
-	digests := v.opts.Digests
+	if digests == nil {
+		digests = v.opts.Digests
+	}
 	if digests == nil {
 		var err error
-		digests, err = v.hashAll()
+		digests, err = v.hashAll(v.m.Files)
 		if err != nil {
 			return err
 		}
@@ -541,10 +614,9 @@ func (v *verifier) checkDigests() error {
 	return nil
 }
 
-func (v *verifier) hashAll() (map[string]Digest, error) {
-	type job struct{ path string }
+func (v *verifier) hashAll(list []FileEntry) (map[string]Digest, error) {
 	jobs := make(chan string)
-	out := make(map[string]Digest, len(v.m.Files))
+	out := make(map[string]Digest, len(list))
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
@@ -554,10 +626,20 @@ func (v *verifier) hashAll() (map[string]Digest, error) {
 		go func() {
 			defer wg.Done()
 			for p := range jobs {
+				// A file whose size already differs from the listing is
+				// not read: a sparse file of a terabyte would take hours.
+				if size, ok := v.present[p]; ok && size != v.listed[p].Size {
+					mu.Lock()
+					out[p] = Digest{Size: size}
+					mu.Unlock()
+					continue
+				}
 				d, err := v.hashFile(p)
 				mu.Lock()
 				if err != nil {
-					if !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
+					// Absent files and ones that are not regular files
+					// are reported by checkFiles.
+					if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrUnsafePath) && firstErr == nil {
 						firstErr = fmt.Errorf("read %s: %w", p, err)
 					}
 				} else {
@@ -568,7 +650,7 @@ func (v *verifier) hashAll() (map[string]Digest, error) {
 		}()
 	}
 	// Largest first keeps both workers busy to the end.
-	files := slices.Clone(v.m.Files)
+	files := slices.Clone(list)
 	sort.SliceStable(files, func(i, j int) bool { return files[i].Size > files[j].Size })
 	for _, f := range files {
 		if v.ctx.Err() != nil {
@@ -777,8 +859,9 @@ func (v *verifier) checkDomain(id string) error {
 	sigPath := base + DomainSigName
 	if sig, err := v.readSmall(sigPath, sign.MaxBlobSigSize); err != nil {
 		r.problem(sigPath, CheckBlobSig, missingOr(err), "", "")
-	} else if data, err := v.readSmall(bundlePath, MaxDomainBundleSize); err == nil {
-		_, err := sign.VerifyBlob(sig, bytes.NewReader(data), v.roots, v.opts.Now)
+	} else if blob, closeBlob, err := v.openSeekable(bundlePath, MaxDomainBundleSize); err == nil {
+		_, err := sign.VerifyBlob(sig, blob, v.roots, v.opts.Now)
+		closeBlob()
 		if err != nil {
 			r.problem(sigPath, CheckBlobSig, err, "", "")
 		} else {
@@ -804,25 +887,35 @@ func (v *verifier) checkDomainBundle(id, base string, notes *[]string) error {
 	r := v.r
 	rel := base + DomainBundleName
 	name := CheckDomain + " " + id
-	data, err := v.readSmall(rel, MaxDomainBundleSize)
+	f, err := v.fs.Open(rel)
 	if err != nil {
 		r.problem(rel, name, missingOr(err), "", "")
 		return nil
 	}
-	var b DomainBundle
-	if err := strictjson.Unmarshal(data, &b); err != nil {
+	lr := &io.LimitedReader{R: f, N: MaxDomainBundleSize + 1}
+	b, advisories, err := readDomainBundle(bufio.NewReaderSize(lr, 256<<10))
+	f.Close()
+	if lr.N <= 0 {
+		r.problem(rel, name, missingOr(fmt.Errorf("%s: larger than %d bytes", rel, int64(MaxDomainBundleSize))), "", "")
+		return nil
+	}
+	if err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			r.problem(rel, name, missingOr(fmt.Errorf("%s: %w", rel, err)), "", "")
+			return nil
+		}
 		r.problem(rel, name, fmt.Errorf("%w: %v", ErrMalformed, err), "", "")
 		return nil
 	}
-	data = nil
 	bad := func(format string, args ...any) {
 		r.problem(rel, name, fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...)), "", "")
 	}
 	if b.DomainID != id {
 		bad("domainId %q, expected %q", b.DomainID, id)
 	}
-	if b.AdvisoryCount != len(b.Advisories) {
-		bad("advisoryCount %d but %d advisories", b.AdvisoryCount, len(b.Advisories))
+	if b.AdvisoryCount != advisories {
+		bad("advisoryCount %d but %d advisories", b.AdvisoryCount, advisories)
 	}
 	inBundle := map[string]bool{}
 	for _, e := range b.Exports {
@@ -846,7 +939,7 @@ func (v *verifier) checkDomainBundle(id, base string, notes *[]string) error {
 			r.problem(p, name, fmt.Errorf("%w: VEX file not listed in the signed bundle.json", ErrExtraFile), "", "")
 		}
 	}
-	*notes = append(*notes, fmt.Sprintf("%d advisories, %d VEX exports", len(b.Advisories), len(b.Exports)))
+	*notes = append(*notes, fmt.Sprintf("%d advisories, %d VEX exports", advisories, len(b.Exports)))
 	return nil
 }
 
@@ -950,6 +1043,25 @@ func shortID(id string) string {
 		return id[:16]
 	}
 	return id
+}
+
+// openSeekable opens rel for reading more than once (a signature check
+// per trusted key): the file itself when the bundle is a folder, else its
+// bytes read into memory, at most max of them.
+func (v *verifier) openSeekable(rel string, max int64) (io.ReadSeeker, func(), error) {
+	f, err := v.fs.Open(rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rs, ok := f.(io.ReadSeeker); ok {
+		return rs, func() { f.Close() }, nil
+	}
+	defer f.Close()
+	data, err := sign.ReadAllLimited(f, max)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", rel, err)
+	}
+	return bytes.NewReader(data), func() {}, nil
 }
 
 func (v *verifier) hashFile(rel string) (Digest, error) {

@@ -543,8 +543,17 @@ const stageWorkers = 4
 // copyFiles copies files into dst with up to min(GOMAXPROCS, stageWorkers)
 // workers, largest first so that the workers finish together, and returns
 // their digests. The first error stops the copy and is returned.
+//
+// The smallest file is copied alone before the workers start, so that the
+// import-mid-copy crash point is reached once, by one goroutine, as in a
+// sequential copy: a pause there stops the whole copy until the signal.
 func copyFiles(ctx context.Context, dst *os.Root, files []stageJob, progress func(int64)) (map[string]bundle.Digest, error) {
 	sort.SliceStable(files, func(i, j int) bool { return files[i].size > files[j].size })
+	if n := len(files); n > 1 {
+		smallest := files[n-1]
+		copy(files[1:], files[:n-1])
+		files[0] = smallest
+	}
 	if progress != nil {
 		var pmu sync.Mutex
 		inner := progress
@@ -569,6 +578,15 @@ func copyFiles(ctx context.Context, dst *os.Root, files []stageJob, progress fun
 		}
 		next++
 		return files[next-1], true
+	}
+	if len(files) > 0 {
+		j := files[0]
+		next = 1
+		d, err := copyFile(ctx, dst, j.rel, j.path, make([]byte, 1<<20), progress)
+		if err != nil {
+			return nil, err
+		}
+		out[j.rel] = d
 	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), stageWorkers, len(files)))
 	for range workers {
@@ -623,6 +641,7 @@ func copyFile(ctx context.Context, dst *os.Root, rel, src string, buf []byte, pr
 		out.Close()
 		return d, fmt.Errorf("stage %s: %w", rel, err)
 	}
+	startWriteback(out)
 	if err := out.Close(); err != nil {
 		return d, fmt.Errorf("stage %s: %w", rel, err)
 	}
@@ -651,7 +670,7 @@ func CopyHashing(ctx context.Context, dst io.Writer, src io.Reader, buf []byte, 
 			}
 			if !mid {
 				mid = true
-				crashpoint.Hit(cpMidCopy)
+				crashpoint.HitContext(ctx, cpMidCopy)
 			}
 		}
 		if rerr == io.EOF {

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -63,6 +64,29 @@ func loadHtpasswd(path string) (*htpasswd, error) {
 	if len(data) > maxHtpasswdBytes {
 		return nil, failure.Usagef("htpasswd %s: larger than %d bytes", path, maxHtpasswdBytes)
 	}
+	h, err := parseHtpasswd(path, data)
+	if err != nil {
+		return nil, err
+	}
+	cost := bcrypt.DefaultCost
+	for _, hash := range h.users {
+		if c, err := bcrypt.Cost(hash); err == nil {
+			cost = c
+		}
+		break
+	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	h.dummy, err = bcrypt.GenerateFromPassword(secret, cost)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// parseHtpasswd reads the entries of an htpasswd file (path names it in
+// errors); loadHtpasswd adds the dummy hash.
+func parseHtpasswd(path string, data []byte) (*htpasswd, error) {
 	h := &htpasswd{path: path, users: map[string][]byte{}}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 64<<10)
@@ -89,19 +113,6 @@ func loadHtpasswd(path string) (*htpasswd, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, failure.Classify(failure.ErrUsage, fmt.Errorf("read htpasswd %s: %w", path, err))
-	}
-	cost := bcrypt.DefaultCost
-	for _, hash := range h.users {
-		if c, err := bcrypt.Cost(hash); err == nil {
-			cost = c
-		}
-		break
-	}
-	secret := make([]byte, 16)
-	_, _ = rand.Read(secret)
-	h.dummy, err = bcrypt.GenerateFromPassword(secret, cost)
-	if err != nil {
-		return nil, err
 	}
 	return h, nil
 }
@@ -248,15 +259,25 @@ func (c *verifiedCache[V]) len() int {
 type basicAuth struct {
 	cache *credCache
 	sem   chan struct{}
+	// waiting counts the checks waiting for a slot; beyond maxWaiting a
+	// check is refused at once instead of holding its request (and its
+	// memory) for up to bcryptWaitLimit.
+	waiting    atomic.Int64
+	maxWaiting int64
 	// compares counts bcrypt comparisons (tests, metrics).
 	compares func()
 }
+
+// bcryptWaitersPerSlot bounds the waiting checks per concurrent one: more
+// could not be served within bcryptWaitLimit anyway at any usable cost.
+const bcryptWaitersPerSlot = 32
 
 func newBasicAuth(cacheSize int, ttl time.Duration, concurrency int) *basicAuth {
 	if concurrency <= 0 {
 		concurrency = max(1, runtime.GOMAXPROCS(0))
 	}
-	return &basicAuth{cache: newCredCache(cacheSize, ttl), sem: make(chan struct{}, concurrency), compares: func() {}}
+	return &basicAuth{cache: newCredCache(cacheSize, ttl), sem: make(chan struct{}, concurrency),
+		maxWaiting: int64(concurrency) * bcryptWaitersPerSlot, compares: func() {}}
 }
 
 // cached returns the user when user/pass were verified recently.
@@ -276,8 +297,18 @@ func (b *basicAuth) verify(ctx context.Context, h *htpasswd, user, pass string, 
 	defer cancel()
 	select {
 	case b.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ErrAuthBusy
+	default:
+		if b.waiting.Add(1) > b.maxWaiting {
+			b.waiting.Add(-1)
+			return ErrAuthBusy
+		}
+		select {
+		case b.sem <- struct{}{}:
+			b.waiting.Add(-1)
+		case <-ctx.Done():
+			b.waiting.Add(-1)
+			return ErrAuthBusy
+		}
 	}
 	b.compares()
 	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stellaops/stellaops-cli/internal/samplefeed"
+	"github.com/stellaops/stellaops-cli/internal/testutil"
 	"github.com/stellaops/stellaops-cli/pkg/bundle"
 	"github.com/stellaops/stellaops-cli/pkg/sign"
 )
@@ -48,6 +49,9 @@ func FuzzParseJWSHeader(f *testing.F) {
 	for _, dir := range fuzzExport(f, "es256", "ed25519") {
 		f.Add(seedFile(f, filepath.Join(dir, "mirror/primary/bundle.json.jws")))
 	}
+	for _, s := range testutil.CorpusSeeds(f, "../..", "cases/*/mirror/*/bundle.json.jws", 1<<20) {
+		f.Add(s)
+	}
 	f.Add([]byte("eyJhbGciOiJub25lIn0.."))
 	f.Add([]byte(b64([]byte(`{"alg":"ES256","kid":"k","b64":false,"crit":["b64"],"jwk":{}}`)) + "..AA"))
 	f.Add([]byte(b64([]byte(`{"alg":"ES256","alg":"none","kid":"k","b64":false,"crit":["b64"]}`)) + "..AA"))
@@ -78,6 +82,10 @@ func FuzzVerifyJWS(f *testing.F) {
 	for _, dir := range fuzzExport(f, names...) {
 		f.Add(seedFile(f, filepath.Join(dir, "mirror/primary/bundle.json.jws")), seedFile(f, filepath.Join(dir, "mirror/primary/bundle.json")))
 	}
+	base := seedFile(f, filepath.Join("..", "..", "testdata", "hostile", "base", "seq10", "mirror", "primary", "bundle.json"))
+	for _, s := range testutil.CorpusSeeds(f, "../..", "cases/*/mirror/primary/bundle.json.jws", 1<<20) {
+		f.Add(s, base)
+	}
 	f.Fuzz(func(t *testing.T, jws, payload []byte) {
 		res, err := sign.VerifyJWS(jws, bytes.NewReader(payload), roots, testNow)
 		if err != nil {
@@ -96,6 +104,9 @@ func FuzzVerifyJWS(f *testing.F) {
 func FuzzParseEnvelope(f *testing.F) {
 	for _, dir := range fuzzExport(f, "es256") {
 		f.Add(seedFile(f, filepath.Join(dir, "mirror.dsse.json")))
+	}
+	for _, s := range testutil.CorpusSeeds(f, "../..", "cases/*/mirror.dsse.json", 1<<20) {
+		f.Add(s)
 	}
 	f.Add([]byte(`{"payloadType":"a","payload":"","signatures":[{"keyid":"","sig":""}]}`))
 	f.Add([]byte(`{"payloadType":"a","payloadType":"b","payload":"","signatures":[]}`))
@@ -126,6 +137,9 @@ func FuzzVerifyDSSE(f *testing.F) {
 	roots := rootsOf(f, names...)
 	for _, dir := range fuzzExport(f, names...) {
 		f.Add(seedFile(f, filepath.Join(dir, "mirror.dsse.json")), 1)
+	}
+	for _, s := range testutil.CorpusSeeds(f, "../..", "cases/*/mirror.dsse.json", 1<<20) {
+		f.Add(s, 2)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, threshold int) {
 		res, err := sign.VerifyDSSE(data, mirrorPayloadType, roots, testNow, threshold)

@@ -3,12 +3,16 @@ package trust_test
 import (
 	"testing"
 
+	"github.com/stellaops/stellaops-cli/internal/testutil"
 	"github.com/stellaops/stellaops-cli/pkg/trust"
 )
 
 func FuzzTrustParse(f *testing.F) {
 	for _, name := range []string{"es256", "es384", "es512", "rsa2048", "rsa1024", "ed25519", "cosign"} {
 		f.Add(pub(f, name))
+	}
+	for _, s := range testutil.CorpusSeeds(f, "../..", "roots/*.pem", 1<<20) {
+		f.Add(s)
 	}
 	f.Add(withHeaders(f, pub(f, "es256"), map[string]string{"Key-Id": "k", "Not-Before": "2026-01-01T00:00:00Z", "Not-After": "2027-01-01T00:00:00Z"}))
 	f.Add(join(withHeaders(f, pub(f, "es256"), map[string]string{"Key-Id": "k"}), withHeaders(f, pub(f, "ed25519"), map[string]string{"Key-Id": "k"})))

@@ -90,9 +90,11 @@ func printReport(io *iostreams.IO, r *bundle.Report) error {
 	if io.Quiet && r.Verified {
 		return nil
 	}
+	// Names and messages may come from a hostile bundle: what a terminal
+	// would act on is printed escaped.
 	rows := make([][]string, 0, len(r.Checks))
 	for _, c := range r.Checks {
-		rows = append(rows, []string{c.Name, c.Status, c.Detail})
+		rows = append(rows, []string{c.Name, c.Status, iostreams.PrintableLine(c.Detail)})
 	}
 	io.Table(io.Out, io.ColorOut(), []string{"CHECK", "STATUS", "DETAIL"}, rows)
 	for _, p := range r.Problems {
@@ -100,10 +102,10 @@ func printReport(io *iostreams.IO, r *bundle.Report) error {
 		if p.Expected != "" || p.Actual != "" {
 			line += fmt.Sprintf(" (expected %s, got %s)", orDash(p.Expected), orDash(p.Actual))
 		}
-		fmt.Fprintln(io.Out, line)
+		fmt.Fprintln(io.Out, iostreams.PrintableLine(line))
 	}
 	for _, w := range r.Warnings {
-		io.Warnf("%s", w)
+		io.Warnf("%s", iostreams.Printable(w))
 	}
 	if r.Verified {
 		fmt.Fprintf(io.Out, "verified: export %s, sequence %d, signed by %s\n", r.ExportID, r.Sequence, strings.Join(r.SignerKeyIDs, ", "))

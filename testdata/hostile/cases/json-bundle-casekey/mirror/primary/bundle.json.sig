@@ -1,0 +1,1 @@
+MEYCIQCRH8PxuknOO4/vtG+4R4fOyofkRLaNmWhzGgyxAC/fgwIhAPkmaAJe0WzQHBprE9Z6pVtqDMfXpZ4owi2vyhtwEA4J

@@ -1,0 +1,1 @@
+MEUCIE230lm+3TWzAjiZhid/Lao1iXa/eryohhv/TfY27MEyAiEAhMOGRvRtLi+Sg2UWOCigEQ2smPZ6xGrnUte68quJYFY=

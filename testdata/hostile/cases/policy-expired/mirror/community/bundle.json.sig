@@ -1,0 +1,1 @@
+MEQCIErbW+OVafia8gEATVUl5npF+bvOm9Cp1SB8Nznqb9KjAiBgRginPh95HBeNkRMTmbog9Fdsm5TIjH+0GTv4GeFRpQ==

@@ -1,0 +1,1 @@
+MEUCIGQFqjKLwMn8MGbzPSYTpASYlav+bTv2tuqdTwjUcXJJAiEAwuHmO9E8MVxPxTLC0WtHzC/fuQUyswmxavzXSwTKp/4=

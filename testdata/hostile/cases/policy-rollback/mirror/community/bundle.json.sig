@@ -1,0 +1,1 @@
+MEUCIQC1laThSn9aRFlpBzffjWf1gpXfK68q0oOwLJnceA1NngIgFXiqLelgR5zq9deSX/pjb6sPnh63kQ0Rogqgcybklyw=
