@@ -41,7 +41,7 @@ func Check(data []byte) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	if err := walk(dec, 0); err != nil {
+	if err := WalkValue(dec, 0); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -50,7 +50,10 @@ func Check(data []byte) error {
 	return nil
 }
 
-func walk(dec *json.Decoder, depth int) error {
+// WalkValue reads the next value from dec with the checks of Check: unique
+// keys in every object (also by case), nesting of at most MaxDepth counting
+// from depth. Streaming readers use it for one element of a larger document.
+func WalkValue(dec *json.Decoder, depth int) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -79,13 +82,13 @@ func walk(dec *json.Decoder, depth int) error {
 				return fmt.Errorf("keys %q and %q differ only by case", prev, key)
 			}
 			seen[fold] = key
-			if err := walk(dec, depth+1); err != nil {
+			if err := WalkValue(dec, depth+1); err != nil {
 				return err
 			}
 		}
 	case '[':
 		for dec.More() {
-			if err := walk(dec, depth+1); err != nil {
+			if err := WalkValue(dec, depth+1); err != nil {
 				return err
 			}
 		}

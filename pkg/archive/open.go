@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stellaops/stellaops-cli/internal/strictjson"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
 )
 
@@ -354,20 +355,12 @@ func envelopePayload(env []byte) ([]byte, error) {
 	return e.Payload, nil
 }
 
-var partsManifestKeys = []string{
-	"schemaVersion", "archive", "compression", "totalSize", "sha256", "partSize",
-	"parts", "exportId", "generatedAt", "name", "index", "size",
-}
-
 func parsePartsManifest(data []byte, archive string) (*PartsManifest, error) {
 	bad := func(format string, args ...any) error {
 		return partsErrorf(archive, "%s%s is malformed: %s", archive, PartsManifestSuffix, fmt.Sprintf(format, args...))
 	}
-	if err := checkStrictJSON(data, partsManifestKeys); err != nil {
-		return nil, bad("%v", err)
-	}
 	var m PartsManifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, bad("%v", err)
 	}
 	switch {

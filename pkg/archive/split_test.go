@@ -235,7 +235,7 @@ func TestParsePartsManifestRefuses(t *testing.T) {
 	}()
 	cases := map[string]struct{ from, to, want string }{
 		"duplicate key":   {`"archive": "b.tar.zst",`, `"archive": "b.tar.zst", "archive": "b.tar.zst",`, `duplicate key "archive"`},
-		"case twin":       {`"partSize": 4,`, `"partSize": 4, "PartSize": 4,`, `key "PartSize" differs from "partSize" only by case`},
+		"case twin":       {`"partSize": 4,`, `"partSize": 4, "PartSize": 4,`, `keys "partSize" and "PartSize" differ only by case`},
 		"schema":          {`"schemaVersion": 1`, `"schemaVersion": 2`, `unsupported schemaVersion 2`},
 		"renamed":         {`"archive": "b.tar.zst"`, `"archive": "c.tar.zst"`, `the parts manifest describes "c.tar.zst", not "b.tar.zst"`},
 		"compression":     {`"compression": "zstd"`, `"compression": "xz"`, `unknown compression "xz"`},

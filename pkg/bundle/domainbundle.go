@@ -159,59 +159,13 @@ func countArray(dec *json.Decoder) (int, error) {
 	}
 	n := 0
 	for dec.More() {
-		if err := walkStrict(dec, 2); err != nil {
+		if err := strictjson.WalkValue(dec, 2); err != nil {
 			return 0, err
 		}
 		n++
 	}
 	_, err = dec.Token() // the closing bracket
 	return n, err
-}
-
-// walkStrict checks one value as internal/strictjson's walk does: no
-// duplicate or case-variant keys, nesting bounded by strictjson.MaxDepth.
-func walkStrict(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if depth >= strictjson.MaxDepth {
-		return fmt.Errorf("nesting deeper than %d", strictjson.MaxDepth)
-	}
-	switch d {
-	case '{':
-		seen := map[string]string{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key := kt.(string)
-			fold := strings.ToLower(key)
-			if prev, dup := seen[fold]; dup {
-				if prev == key {
-					return fmt.Errorf("duplicate key %q", key)
-				}
-				return fmt.Errorf("keys %q and %q differ only by case", prev, key)
-			}
-			seen[fold] = key
-			if err := walkStrict(dec, depth+1); err != nil {
-				return err
-			}
-		}
-	case '[':
-		for dec.More() {
-			if err := walkStrict(dec, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	_, err = dec.Token() // the closing delimiter
-	return err
 }
 
 func jsonKind(tok json.Token) string {
