@@ -118,21 +118,8 @@ func (p *prober) checkManifest(ctx context.Context, d *domain) {
 			o.fail("index.json manifestPath: %v", err)
 			return
 		}
-		o.url = u.String()
-		resp, err := p.open(ctx, u, true, nil)
-		if err != nil {
-			o.fail("%v", err)
-			return
-		}
-		body, rerr := readBounded(resp.Body, MaxDocumentBytes)
-		resp.Body.Close()
-		o.status = resp.StatusCode
-		if resp.StatusCode != http.StatusOK {
-			o.fail("GET %s: %s, want 200", u, httpStatus(resp, body))
-			return
-		}
-		if rerr != nil {
-			o.fail("GET %s: reading manifest.json: %v", u, rerr)
+		resp, body, ok := p.getDocument(ctx, o, u, "manifest.json")
+		if !ok {
 			return
 		}
 		checkCacheControl(o, resp.Header, ImmutableCacheControl)
@@ -413,21 +400,8 @@ func (p *prober) checkExcititor(ctx context.Context, d *domain) {
 	p.check(5, NameExcititor, d.id, func(o *outcome) {
 		base := p.base.ResolveReference(&url.URL{Path: ExcititorRoute + d.id + "/"})
 		u := base.ResolveReference(&url.URL{Path: "index"})
-		o.url = u.String()
-		resp, err := p.open(ctx, u, true, nil)
-		if err != nil {
-			o.fail("%v", err)
-			return
-		}
-		body, rerr := readBounded(resp.Body, MaxDocumentBytes)
-		resp.Body.Close()
-		o.status = resp.StatusCode
-		if resp.StatusCode != http.StatusOK {
-			o.fail("GET %s: %s, want 200", u, httpStatus(resp, body))
-			return
-		}
-		if rerr != nil {
-			o.fail("GET %s: reading the excititor index: %v", u, rerr)
+		_, body, ok := p.getDocument(ctx, o, u, "the excititor index")
+		if !ok {
 			return
 		}
 		var ix bundle.ExcititorIndex
@@ -694,4 +668,28 @@ func (p *prober) checkHealth(ctx context.Context, number int, name, route string
 			o.fail("GET %s: %s, want 200", u, httpStatus(resp, body))
 		}
 	})
+}
+
+// getDocument GETs a small JSON document with the credentials and records the
+// request on o; it fails o unless the answer is a 200 read whole within
+// MaxDocumentBytes. The body is closed; the headers stay readable.
+func (p *prober) getDocument(ctx context.Context, o *outcome, u *url.URL, what string) (*http.Response, []byte, bool) {
+	o.url = u.String()
+	resp, err := p.open(ctx, u, true, nil)
+	if err != nil {
+		o.fail("%v", err)
+		return nil, nil, false
+	}
+	body, rerr := readBounded(resp.Body, MaxDocumentBytes)
+	resp.Body.Close()
+	o.status = resp.StatusCode
+	if resp.StatusCode != http.StatusOK {
+		o.fail("GET %s: %s, want 200", u, httpStatus(resp, body))
+		return nil, nil, false
+	}
+	if rerr != nil {
+		o.fail("GET %s: reading %s: %v", u, what, rerr)
+		return nil, nil, false
+	}
+	return resp, body, true
 }
