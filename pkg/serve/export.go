@@ -53,6 +53,7 @@ type fileEntry struct {
 	data []byte // the verified content, once read
 }
 
+
 // vexEntry is one Excititor export of a domain.
 type vexEntry struct {
 	file *fileEntry
@@ -61,6 +62,9 @@ type vexEntry struct {
 
 // errDigestMismatch reports a file whose bytes on disk differ from mirror.json.
 var errDigestMismatch = errors.New("file does not match its digest in mirror.json")
+
+// errNotRegular reports a listed path that is not a regular file.
+var errNotRegular = errors.New("not a regular file")
 
 // domain is one domain of a loaded export.
 type domain struct {
@@ -86,6 +90,7 @@ type export struct {
 	refs        atomic.Int64 // open responses, plus one while cached
 	closeOnce   sync.Once
 	memBytes    atomic.Int64 // bytes of small files held in memory
+	handles     handlePool   // open files of the export, reused by responses
 }
 
 // loadExport reads the manifests of the export folder rootDir/id. Only
@@ -288,7 +293,10 @@ func (e *export) acquire() bool {
 // release drops a reference and closes the root with the last one.
 func (e *export) release() {
 	if e.refs.Add(-1) == 0 {
-		e.closeOnce.Do(func() { e.root.Close() })
+		e.closeOnce.Do(func() {
+			e.handles.close()
+			e.root.Close()
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,8 +523,8 @@ func (h *Handler) serveReady(w http.ResponseWriter) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// serveFile sends one listed file of e with its strong ETag; Range,
-// If-None-Match and HEAD are handled by http.ServeContent.
+// serveFile sends one listed file of e with its strong ETag, from memory
+// for small files and from a reused open handle otherwise.
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f *fileEntry, cacheControl string) {
 	if f == nil {
 		writeError(w, http.StatusNotFound, "not found")
@@ -539,7 +540,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 		writeError(w, http.StatusInternalServerError, "file does not match mirror.json")
 		return
 	}
-	fh, err := e.open(f)
+	fh, err := e.openServed(f)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -551,6 +552,9 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 		case errors.Is(err, syscall.EIO):
 			h.logf("export %s: open %s: %v", e.id, f.rel, err)
 			writeError(w, http.StatusInternalServerError, "cannot read file")
+		case errors.Is(err, errDigestMismatch):
+			h.logf("export %s: %v; refusing to serve it", e.id, err)
+			writeError(w, http.StatusInternalServerError, "file does not match mirror.json")
 		default:
 			// Permission, a symlink out of the export, not a regular
 			// file: refused as if absent.
@@ -559,18 +563,42 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 		}
 		return
 	}
-	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
-		fh.Close()
-		h.logf("export %s: %s is not a regular file", e.id, f.rel)
-		writeError(w, http.StatusNotFound, "not found")
-		return
-	}
-	defer fh.Close()
 	if h.afterOpen != nil {
 		h.afterOpen(r)
 	}
-	setFileHeaders(w.Header(), cacheControl, f)
-	http.ServeContent(w, r, "", e.generatedAt, fh)
+	if h.sendFile(w, r, e, f, fh, cacheControl) {
+		e.handles.put(f, fh)
+	} else {
+		fh.Close()
+	}
+}
+
+// sendFile sends fh, an open handle of f. A plain GET or HEAD is answered
+// directly, the body going out with sendfile; conditional and range
+// requests go through http.ServeContent. It reports whether fh is still
+// usable for another response.
+func (h *Handler) sendFile(w http.ResponseWriter, r *http.Request, e *export, f *fileEntry, fh *os.File, cacheControl string) bool {
+	hdr := w.Header()
+	setFileHeaders(hdr, cacheControl, f)
+	for _, k := range conditionalHeaders {
+		if _, ok := r.Header[k]; ok {
+			http.ServeContent(w, r, "", e.generatedAt, fh)
+			return true
+		}
+	}
+	hdr["Accept-Ranges"] = acceptRanges
+	if e.lastMod != nil {
+		hdr["Last-Modified"] = e.lastMod
+	}
+	hdr["Content-Length"] = f.lenHdr
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return true
+	}
+	// A client that goes away leaves the handle usable (the next response
+	// seeks to the start); a file shorter than listed or a read error does not.
+	_, err := io.CopyN(w, fh, f.size)
+	return err == nil || !(errors.Is(err, io.EOF) || errors.Is(err, syscall.EIO))
 }
 
 // conditionalHeaders are the request headers that need http.ServeContent.

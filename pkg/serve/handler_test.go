@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -400,5 +401,60 @@ func TestAccessLogLineIsJSON(t *testing.T) {
 		if got != back {
 			t.Errorf("%q: got %+v, want %+v", s, got, back)
 		}
+	}
+}
+
+func TestLargeFileHandlesAreReused(t *testing.T) {
+	root := t.TempDir()
+	fx := writeExport(t, root, exportA, t0, fxDomain{id: "primary", bundleSize: maxMemoryFile + 4096})
+	setLatest(t, root, exportA)
+	e := newEnvAt(t, root, fx, nil)
+	body := fx.files["mirror/primary/bundle.json"]
+	target := "/concelier/exports/mirror/primary/bundle.json"
+	for i := 0; i < 3; i++ {
+		if w := e.do("GET", target, nil); w.Code != 200 || w.Body.String() != string(body) {
+			t.Fatalf("GET %d: %d, %d bytes", i, w.Code, w.Body.Len())
+		}
+		// A range after a full response starts from a rewound handle.
+		if w := e.do("GET", target, map[string]string{"Range": "bytes=0-9"}); w.Code != 206 || w.Body.String() != string(body[:10]) {
+			t.Fatalf("range %d: %d %q", i, w.Code, w.Body)
+		}
+	}
+	ex, err := e.h.exports.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.release()
+	ex.handles.mu.Lock()
+	idle := ex.handles.count
+	ex.handles.mu.Unlock()
+	if runtime.GOOS != "windows" && idle != 1 {
+		t.Fatalf("%d idle handles after sequential requests, want 1", idle)
+	}
+	ex.handles.close()
+	if fh := ex.handles.get(ex.files["mirror/primary/bundle.json"]); fh != nil {
+		t.Fatal("closed pool handed out a handle")
+	}
+	if w := e.do("GET", target, nil); w.Code != 200 || w.Body.String() != string(body) {
+		t.Fatalf("GET after close: %d", w.Code)
+	}
+}
+
+func TestLargeFileOfWrongSizeIsRefused(t *testing.T) {
+	root := t.TempDir()
+	fx := writeExport(t, root, exportA, t0, fxDomain{id: "primary", bundleSize: maxMemoryFile + 4096})
+	setLatest(t, root, exportA)
+	e := newEnvAt(t, root, fx, nil)
+	var logs []string
+	e.h.logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
+	if err := os.Truncate(fx.dir+"/mirror/primary/bundle.json", maxMemoryFile+100); err != nil {
+		t.Fatal(err)
+	}
+	w := e.do("GET", "/concelier/exports/mirror/primary/bundle.json", nil)
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("truncated file: %d, %d bytes", w.Code, w.Body.Len())
+	}
+	if len(logs) == 0 || !strings.Contains(logs[0], "mirror.json lists") {
+		t.Fatalf("no log line: %v", logs)
 	}
 }
