@@ -36,6 +36,7 @@ type config struct {
 	serveRound int
 	slowloris  bool
 	keep       bool
+	data       string
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&cfg.osvDir, "osv-dir", "", "vulndb's data/osv folder (empty: skip the OSV rows)")
 	flag.StringVar(&cfg.out, "out", "", "also write the report to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the scratch folder")
+	flag.StringVar(&cfg.data, "data", "", "use the VEX source trees written by -generate into this folder (vex-SIZE) instead of generating them; they are left in place")
 	generate := flag.String("generate", "", "only write source trees into this folder (vex-SIZE for each -sizes, osv-Nx for each -osv with -osv-dir) and exit")
 	flag.Parse()
 	if *generate != "" {

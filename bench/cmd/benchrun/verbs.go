@@ -353,11 +353,26 @@ func joinInts[T any](xs []T, f func(T) int) string {
 }
 
 // vex runs every file-bound comparison on generated OpenVEX data of size bytes.
+// vexSource returns the VEX source tree of size: the one -data names when
+// it holds vex-SIZE, otherwise one generated below dir.
+func (b *Bench) vexSource(dir string, size int64) (Dataset, error) {
+	if b.cfg.data != "" {
+		src := filepath.Join(b.cfg.data, "vex-"+humanSize(size))
+		n, files, err := dirSize(src)
+		if err != nil {
+			return Dataset{}, fmt.Errorf("-data: %w", err)
+		}
+		logf("data: %s of OpenVEX from %s (%d files)", humanSize(n), src, files)
+		return Dataset{Name: "vex-" + humanSize(size), Dir: src, Files: files, Bytes: n}, nil
+	}
+	logf("data: %s of OpenVEX in %s", humanSize(size), dir)
+	return makeVEX(filepath.Join(dir, "src"), size)
+}
+
 func (b *Bench) vex(size int64) error {
 	dir := filepath.Join(b.cfg.work, "vex-"+humanSize(size))
 	defer trash.Remove(dir)
-	logf("data: %s of OpenVEX in %s", humanSize(size), dir)
-	ds, err := makeVEX(filepath.Join(dir, "src"), size)
+	ds, err := b.vexSource(dir, size)
 	if err != nil {
 		return err
 	}
@@ -397,7 +412,9 @@ func (b *Bench) vex(size int64) error {
 	if err != nil {
 		return err
 	}
-	trash.Remove(ds.Dir)
+	if b.cfg.data == "" {
+		trash.Remove(ds.Dir)
+	}
 	if !b.want("vex") {
 		return b.syncBench(name, bundle, bundleBytes)
 	}
