@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"unicode/utf8"
@@ -16,6 +15,21 @@ import (
 
 // MaxDepth bounds the nesting of arrays and objects.
 const MaxDepth = 64
+
+var (
+	errInvalidUTF8   = errors.New("invalid UTF-8")
+	errTooDeep       = fmt.Errorf("nesting deeper than %d", MaxDepth)
+	errDataAfterJSON = errors.New("data after the JSON value")
+)
+
+// duplicateKeyError reports key repeating prev, the earlier key of the same
+// object that folds to the same lower case.
+func duplicateKeyError(prev, key string) error {
+	if prev == key {
+		return fmt.Errorf("duplicate key %q", key)
+	}
+	return fmt.Errorf("keys %q and %q differ only by case", prev, key)
+}
 
 // Unmarshal decodes data into v after Check, and refuses any object key that
 // is not exactly the json name of a field of v's type.
@@ -34,20 +48,16 @@ func Unmarshal(data []byte, v any) error {
 	return nil
 }
 
-// Check validates data as one JSON value with unique keys in every object.
+// Check validates data as one JSON value with unique keys in every object
+// (also by case, after decoding escapes), valid UTF-8 throughout, nesting of
+// at most MaxDepth and nothing but whitespace after the value.
 func Check(data []byte) error {
-	if !utf8.Valid(data) {
-		return errors.New("invalid UTF-8")
+	err := scan(data)
+	if err != nil && !utf8.Valid(data) {
+		// Invalid UTF-8 anywhere outranks whatever else is wrong.
+		return errInvalidUTF8
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := WalkValue(dec, 0); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	return err
 }
 
 // WalkValue reads the next value from dec with the checks of Check: unique
@@ -63,7 +73,7 @@ func WalkValue(dec *json.Decoder, depth int) error {
 		return nil
 	}
 	if depth >= MaxDepth {
-		return fmt.Errorf("nesting deeper than %d", MaxDepth)
+		return errTooDeep
 	}
 	switch d {
 	case '{':
@@ -76,10 +86,7 @@ func WalkValue(dec *json.Decoder, depth int) error {
 			key := kt.(string)
 			fold := strings.ToLower(key)
 			if prev, dup := seen[fold]; dup {
-				if prev == key {
-					return fmt.Errorf("duplicate key %q", key)
-				}
-				return fmt.Errorf("keys %q and %q differ only by case", prev, key)
+				return duplicateKeyError(prev, key)
 			}
 			seen[fold] = key
 			if err := WalkValue(dec, depth+1); err != nil {
@@ -95,86 +102,4 @@ func WalkValue(dec *json.Decoder, depth int) error {
 	}
 	_, err = dec.Token() // closing delimiter
 	return err
-}
-
-// checkNames refuses object keys that do not exactly name a field.
-func checkNames(data []byte, t reflect.Type) error {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil {
-		return nil
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if t == reflect.TypeOf(json.RawMessage{}) {
-			return nil
-		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(data, &obj); err != nil {
-			return nil // the typed decode reports the mismatch
-		}
-		fields := jsonFields(t)
-		for k, raw := range obj {
-			ft, ok := fields[k]
-			if !ok {
-				return fmt.Errorf("unknown field %q", k)
-			}
-			if err := checkNames(raw, ft); err != nil {
-				return fmt.Errorf("%s: %w", k, err)
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return nil
-		}
-		var arr []json.RawMessage
-		if err := json.Unmarshal(data, &arr); err != nil {
-			return nil
-		}
-		for i, raw := range arr {
-			if err := checkNames(raw, t.Elem()); err != nil {
-				return fmt.Errorf("[%d]: %w", i, err)
-			}
-		}
-	case reflect.Map:
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(data, &obj); err != nil {
-			return nil
-		}
-		for k, raw := range obj {
-			if err := checkNames(raw, t.Elem()); err != nil {
-				return fmt.Errorf("%s: %w", k, err)
-			}
-		}
-	}
-	return nil
-}
-
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			for k, v := range jsonFields(f.Type) {
-				out[k] = v
-			}
-			continue
-		}
-		if !f.IsExported() {
-			continue
-		}
-		name := f.Name
-		if tag, ok := f.Tag.Lookup("json"); ok {
-			n, _, _ := strings.Cut(tag, ",")
-			if n == "-" {
-				continue
-			}
-			if n != "" {
-				name = n
-			}
-		}
-		out[name] = f.Type
-	}
-	return out
 }

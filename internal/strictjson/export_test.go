@@ -1,0 +1,4 @@
+package strictjson
+
+// CheckNames exposes checkNames to the benchmarks and fuzz targets.
+var CheckNames = checkNames
