@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -50,28 +51,101 @@ func (d dirFS) Open(rel string) (io.ReadCloser, error) {
 }
 
 func (d dirFS) Files() (map[string]int64, map[string]string, error) {
+	return collectFiles(d)
+}
+
+// fileWalker is implemented by the FS types of this package: walkFiles
+// calls fn for every entry below the folder sub ("" for all of them; none
+// when sub is absent or not a folder), in no particular order, with the
+// size of a regular file or the type of anything else, so that callers
+// need not hold a map of every file.
+type fileWalker interface {
+	walkFiles(sub string, fn func(rel string, size int64, kind string) error) error
+}
+
+// collectFiles builds the maps of FS.Files from walkFiles.
+func collectFiles(w fileWalker) (map[string]int64, map[string]string, error) {
 	files, other := map[string]int64{}, map[string]string{}
-	err := filepath.WalkDir(string(d), func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	err := w.walkFiles("", func(rel string, size int64, kind string) error {
+		if kind != "" {
+			other[rel] = kind
+		} else {
+			files[rel] = size
 		}
-		rel, _ := filepath.Rel(string(d), p)
-		rel = filepath.ToSlash(rel)
-		switch {
-		case rel == "." || e.IsDir():
-			return nil
-		case !e.Type().IsRegular():
-			other[rel] = e.Type().String()
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		files[rel] = info.Size()
 		return nil
 	})
 	return files, other, err
+}
+
+// walkFiles lists the folder a batch of entries at a time: reading a folder
+// of 65,536 files whole, as filepath.WalkDir does, held all their entries.
+func (d dirFS) walkFiles(sub string, fn func(rel string, size int64, kind string) error) error {
+	if sub != "" {
+		st, err := os.Lstat(filepath.Join(string(d), filepath.FromSlash(sub)))
+		if errors.Is(err, fs.ErrNotExist) || err == nil && !st.IsDir() {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	pending := []string{sub}
+	for len(pending) > 0 {
+		rel := pending[len(pending)-1]
+		pending = pending[:len(pending)-1]
+		dirs, err := d.readDir(rel, fn)
+		if err != nil {
+			return err
+		}
+		pending = append(pending, dirs...)
+	}
+	return nil
+}
+
+// readDir calls fn for every entry of the folder rel that is not a folder,
+// and returns the folders in it.
+func (d dirFS) readDir(rel string, fn func(rel string, size int64, kind string) error) ([]string, error) {
+	f, err := os.Open(filepath.Join(string(d), filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var dirs []string
+	for {
+		entries, err := f.ReadDir(256)
+		for _, e := range entries {
+			child := e.Name()
+			if rel != "" {
+				child = rel + "/" + child
+			}
+			if e.IsDir() {
+				dirs = append(dirs, child)
+				continue
+			}
+			if ferr := visitEntry(child, e, fn); ferr != nil {
+				return nil, ferr
+			}
+		}
+		if err == io.EOF {
+			return dirs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// visitEntry calls fn for the entry e at rel: a regular file with its size,
+// anything else with its type.
+func visitEntry(rel string, e fs.DirEntry, fn func(rel string, size int64, kind string) error) error {
+	if !e.Type().IsRegular() {
+		return fn(rel, 0, e.Type().String())
+	}
+	info, err := e.Info()
+	if err != nil {
+		return err
+	}
+	return fn(rel, info.Size(), "")
 }
 
 // MemFS is a bundle seen through a single pass over an archive: the size of
@@ -117,6 +191,18 @@ func (m *MemFS) Files() (map[string]int64, map[string]string, error) {
 		out[k] = v
 	}
 	return out, map[string]string{}, nil
+}
+
+func (m *MemFS) walkFiles(sub string, fn func(rel string, size int64, kind string) error) error {
+	for rel, size := range m.sizes {
+		if sub != "" && !strings.HasPrefix(rel, sub+"/") {
+			continue
+		}
+		if err := fn(rel, size, ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // KeepContents reports whether verification reads the bytes of rel:

@@ -3,14 +3,13 @@ package bundle
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -251,16 +250,16 @@ func verifyFS(ctx context.Context, r *Report, fsys FS, opts VerifyOptions) (*Rep
 }
 
 type verifier struct {
-	ctx     context.Context
-	fs      FS
-	opts    VerifyOptions
-	r       *Report
-	roots   *trust.Roots
-	m       *Manifest
-	listed  map[string]FileEntry
-	digests map[string]Digest
-	// present are the regular files found, with their sizes.
-	present map[string]int64
+	ctx   context.Context
+	fs    FS
+	opts  VerifyOptions
+	r     *Report
+	roots *trust.Roots
+	// m is mirror.json without its files, which are in files.
+	m     *Manifest
+	files *fileTable
+	// given replaces opts.Digests, which is dropped.
+	given *givenDigests
 }
 
 func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
@@ -287,16 +286,40 @@ func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// digestSmall hashes rel, failing as readSmall would, without keeping its
+// bytes.
+func (v *verifier) digestSmall(rel string, max int64) (Digest, error) {
+	f, err := v.fs.Open(rel)
+	if err != nil {
+		return Digest{}, err
+	}
+	defer f.Close()
+	d, err := HashReader(io.LimitReader(f, max+1), nil)
+	if err != nil {
+		return Digest{}, fmt.Errorf("%s: %w", rel, err)
+	}
+	if d.Size > max {
+		return Digest{}, fmt.Errorf("%s: larger than %d bytes", rel, max)
+	}
+	return d, nil
+}
+
 func (v *verifier) run() error {
 	r := v.r
-	envBytes, envErr := v.readSmall(EnvelopeFile, sign.MaxEnvelopeSize)
-	mBytes, mErr := v.readSmall(ManifestFile, MaxManifestSize)
+	if v.opts.Digests != nil {
+		v.given = newGivenDigests(v.opts.Digests)
+		v.opts.Digests = nil
+	}
+	// mirror.json is only hashed here: when its signature verifies, the
+	// signed payload is those bytes, and a second copy of them would sit
+	// on the heap beside the envelope while the signature is checked.
+	file, mErr := v.digestSmall(ManifestFile, MaxManifestSize)
 	if mErr != nil {
 		r.problem(ManifestFile, CheckManifest, missingOr(mErr), "", "")
 		r.check(CheckManifest, statusErr, "cannot read "+ManifestFile)
 		return nil
 	}
-	r.ManifestSHA256 = HashBytes(mBytes).SHA256
+	r.ManifestSHA256 = file.SHA256
 
 	if err := v.applyRotations(); err != nil {
 		return err
@@ -304,49 +327,28 @@ func (v *verifier) run() error {
 	r.Roots = v.roots
 
 	// The signature over the exact bytes comes before any parsing.
-	if !v.opts.VerifyDSSE {
-		r.check(CheckDSSE, "skip", "--verify-dsse=false: the manifest's signature was not checked")
-		r.Warnings = append(r.Warnings, "DSSE verification disabled: mirror.json is not authenticated")
-	} else if envErr != nil {
-		r.problem(EnvelopeFile, CheckDSSE, missingOr(envErr), "", "")
-		r.check(CheckDSSE, statusErr, "cannot read "+EnvelopeFile)
-	} else {
-		res, err := sign.VerifyDSSE(envBytes, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
-		switch {
-		case err != nil:
-			r.problem(EnvelopeFile, CheckDSSE, err, "", "")
-			r.check(CheckDSSE, statusErr, err.Error())
-			// A signature refused only for its key's validity window still
-			// binds its payload: a mirror.json that differs from it is forged,
-			// a verification failure whatever the time.
-			if errors.Is(err, failure.ErrPolicy) {
-				if p, ok := envelopePayload(envBytes); ok && !bytes.Equal(p, mBytes) {
-					err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
-					r.problem(ManifestFile, CheckDSSE, err, HashBytes(p).SHA256, r.ManifestSHA256)
-				}
-			}
-		case !bytes.Equal(res.Payload, mBytes):
-			err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
-			r.problem(ManifestFile, CheckDSSE, err, HashBytes(res.Payload).SHA256, r.ManifestSHA256)
-			r.check(CheckDSSE, statusErr, "mirror.json differs from the signed payload")
-		default:
-			r.SignerKeyIDs = res.KeyIDs()
-			detail := "signed by " + strings.Join(res.KeyIDs(), ", ")
-			r.check(CheckDSSE, statusPass, detail)
-			for _, ig := range res.Ignored {
-				r.Warnings = append(r.Warnings, "mirror.dsse.json: "+ig)
-			}
+	mBytes := v.checkDSSE(file)
+	if mBytes == nil {
+		var err error
+		if mBytes, err = v.readSmall(ManifestFile, MaxManifestSize); err != nil {
+			r.problem(ManifestFile, CheckManifest, missingOr(err), "", "")
+			r.check(CheckManifest, statusErr, "cannot read "+ManifestFile)
+			return nil
 		}
+		r.ManifestSHA256 = HashBytes(mBytes).SHA256
 	}
-
-	var m Manifest
-	if err := strictjson.Unmarshal(mBytes, &m); err != nil {
+	t := newFileTable(fileCountHint(mBytes))
+	m, err := decodeManifest(mBytes, t.add)
+	if err != nil {
 		r.problem(ManifestFile, CheckManifest, fmt.Errorf("%w: %v", ErrMalformed, err), "", "")
 		r.check(CheckManifest, statusErr, err.Error())
 		return nil
 	}
-	v.m = &m
+	v.m, v.files = &m, t
 	r.Manifest = &m
+	// The report lists the files as mirror.json does once the checks are
+	// done with the file table.
+	defer func() { m.Files = t.entries() }()
 	r.ExportID, r.Sequence, r.GeneratedAt, r.ExpiresAt, r.Domains = m.ExportID, m.Sequence, m.GeneratedAt, m.ExpiresAt, m.Domains
 	if r.Domains == nil {
 		r.Domains = []string{}
@@ -358,58 +360,92 @@ func (v *verifier) run() error {
 	if err := v.checkFiles(); err != nil {
 		return err
 	}
-	if !v.opts.VerifyChecksums || v.opts.Digests != nil {
-		if err := v.checkDigests(nil); err != nil {
-			return err
-		}
+	if !v.opts.VerifyChecksums || v.given != nil {
+		v.checkDigests()
 		return v.checkDocuments()
 	}
-	// The signed documents are hashed first; the document checks then run
-	// while the VEX files hash in the background. They record into a
-	// scratch report that is appended after the digests check, so the
-	// report reads as if the steps had run one after the other.
-	var docs, payloads []FileEntry
-	for _, f := range v.m.Files {
-		if KeepContents(f.Path) {
-			docs = append(docs, f)
+	return v.hashAndCheck()
+}
+
+// hashAndCheck hashes the signed documents first; the document checks then
+// run while the VEX files hash in the background. They record into a
+// scratch report that is appended after the digests check, so the report
+// reads as if the steps had run one after the other.
+func (v *verifier) hashAndCheck() error {
+	var docs, payloads []int
+	for i, f := range v.files.files {
+		if KeepContents(f.path) {
+			docs = append(docs, i)
 		} else {
-			payloads = append(payloads, f)
+			payloads = append(payloads, i)
 		}
 	}
-	digests, err := v.hashAll(docs)
-	if err != nil {
+	if err := v.hashFiles(docs); err != nil {
 		return err
 	}
-	type hashed struct {
-		digests map[string]Digest
-		err     error
-	}
-	done := make(chan hashed, 1)
-	go func() {
-		d, err := v.hashAll(payloads)
-		done <- hashed{d, err}
-	}()
-	v.digests = digests
+	done := make(chan error, 1)
+	go func() { done <- v.hashFiles(payloads) }()
 	main := v.r
 	v.r = newReport(main.BundlePath, main.Now)
 	docErr := v.checkDocuments()
 	scratch := v.r
 	v.r = main
-	h := <-done
-	if h.err != nil {
-		return h.err
+	if err := <-done; err != nil {
+		return err
 	}
 	if docErr != nil {
 		return docErr
 	}
-	maps.Copy(digests, h.digests)
-	if err := v.checkDigests(digests); err != nil {
-		return err
-	}
+	v.checkDigests()
 	main.Checks = append(main.Checks, scratch.Checks...)
 	main.Problems = append(main.Problems, scratch.Problems...)
 	main.Warnings = append(main.Warnings, scratch.Warnings...)
 	return nil
+}
+
+// checkDSSE checks mirror.dsse.json and returns the signed payload when its
+// signature verified and it is the bytes of mirror.json (file is their
+// digest); nil otherwise, or when the check is turned off.
+func (v *verifier) checkDSSE(file Digest) []byte {
+	r := v.r
+	if !v.opts.VerifyDSSE {
+		r.check(CheckDSSE, "skip", "--verify-dsse=false: the manifest's signature was not checked")
+		r.Warnings = append(r.Warnings, "DSSE verification disabled: mirror.json is not authenticated")
+		return nil
+	}
+	envBytes, err := v.readSmall(EnvelopeFile, sign.MaxEnvelopeSize)
+	if err != nil {
+		r.problem(EnvelopeFile, CheckDSSE, missingOr(err), "", "")
+		r.check(CheckDSSE, statusErr, "cannot read "+EnvelopeFile)
+		return nil
+	}
+	res, err := sign.VerifyDSSE(envBytes, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
+	switch {
+	case err != nil:
+		r.problem(EnvelopeFile, CheckDSSE, err, "", "")
+		r.check(CheckDSSE, statusErr, err.Error())
+		// A signature refused only for its key's validity window still
+		// binds its payload: a mirror.json that differs from it is forged,
+		// a verification failure whatever the time.
+		if errors.Is(err, failure.ErrPolicy) {
+			if p, ok := envelopePayload(envBytes); ok && HashBytes(p) != file {
+				err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
+				r.problem(ManifestFile, CheckDSSE, err, HashBytes(p).SHA256, r.ManifestSHA256)
+			}
+		}
+		return nil
+	case HashBytes(res.Payload) != file:
+		err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
+		r.problem(ManifestFile, CheckDSSE, err, HashBytes(res.Payload).SHA256, r.ManifestSHA256)
+		r.check(CheckDSSE, statusErr, "mirror.json differs from the signed payload")
+		return nil
+	}
+	r.SignerKeyIDs = res.KeyIDs()
+	r.check(CheckDSSE, statusPass, "signed by "+strings.Join(res.KeyIDs(), ", "))
+	for _, ig := range res.Ignored {
+		r.Warnings = append(r.Warnings, "mirror.dsse.json: "+ig)
+	}
+	return res.Payload
 }
 
 // checkDocuments runs the checks that read the signed documents: SHA256SUMS,
@@ -470,45 +506,56 @@ func (v *verifier) checkManifest() bool {
 		}
 		seenDomain[d] = true
 	}
-	v.listed = map[string]FileEntry{}
-	folded := map[string]string{}
-	prev := ""
-	for _, f := range m.Files {
-		if err := CheckPath(f.Path); err != nil {
-			r.problem(f.Path, CheckManifest, err, "", "")
-			r.check(CheckManifest, statusErr, err.Error())
-			return false
-		}
-		switch f.Path {
-		case ManifestFile, EnvelopeFile, ChecksumsFile:
-			return bad("lists %s, which cannot list itself", f.Path)
-		}
-		if f.Path <= prev {
-			return bad("files not sorted by path or repeated at %q", f.Path)
-		}
-		prev = f.Path
-		key := FoldPath(f.Path)
-		if other, dup := folded[key]; dup {
-			err := fmt.Errorf("%w: %q and %q collide on case-insensitive or normalising file systems", ErrUnsafePath, other, f.Path)
-			r.problem(f.Path, CheckManifest, err, "", "")
-			r.check(CheckManifest, statusErr, err.Error())
-			return false
-		}
-		folded[key] = f.Path
-		if f.Size < 0 || len(f.SHA256) != 64 || strings.ToLower(f.SHA256) != f.SHA256 {
-			return bad("entry %q: size or sha256 malformed", f.Path)
-		}
-		if _, err := hex.DecodeString(f.SHA256); err != nil {
-			return bad("entry %q: sha256 is not hex", f.Path)
-		}
-		v.listed[f.Path] = f
-		r.Files++
-		r.Bytes += f.Size
+	if !v.checkEntries(bad) {
+		return false
 	}
-	if _, ok := v.listed[IndexPath]; !ok {
+	if !v.files.listed(IndexPath) {
 		return bad("does not list %s", IndexPath)
 	}
-	r.check(CheckManifest, statusPass, fmt.Sprintf("export %s, sequence %d, %d files, %d domains", m.ExportID, m.Sequence, len(m.Files), len(m.Domains)))
+	v.files.startDigests()
+	r.check(CheckManifest, statusPass, fmt.Sprintf("export %s, sequence %d, %d files, %d domains", m.ExportID, m.Sequence, len(v.files.files), len(m.Domains)))
+	return true
+}
+
+// checkEntries checks mirror.json's files in order and stops at the first
+// problem: a safe path, not one of the three files a listing cannot hold,
+// sorted without repeats, no collision with an earlier path on
+// case-insensitive or normalising file systems, a size and a lower-case hex
+// SHA-256. It counts the files and bytes into the report.
+func (v *verifier) checkEntries(bad func(format string, args ...any) bool) bool {
+	r, t := v.r, v.files
+	first, second, collides := FoldCollision(len(t.files), func(i int) string { return t.files[i].path })
+	prev := ""
+	for i := range t.files {
+		f := &t.files[i]
+		if err := CheckPath(f.path); err != nil {
+			r.problem(f.path, CheckManifest, err, "", "")
+			r.check(CheckManifest, statusErr, err.Error())
+			return false
+		}
+		switch f.path {
+		case ManifestFile, EnvelopeFile, ChecksumsFile:
+			return bad("lists %s, which cannot list itself", f.path)
+		}
+		if f.path <= prev {
+			return bad("files not sorted by path or repeated at %q", f.path)
+		}
+		prev = f.path
+		if collides && i == second {
+			err := fmt.Errorf("%w: %q and %q collide on case-insensitive or normalising file systems", ErrUnsafePath, t.files[first].path, f.path)
+			r.problem(f.path, CheckManifest, err, "", "")
+			r.check(CheckManifest, statusErr, err.Error())
+			return false
+		}
+		if f.size < 0 || t.marks[i]&markBadSum != 0 {
+			return bad("entry %q: size or sha256 malformed", f.path)
+		}
+		if t.marks[i]&markSumNotHex != 0 {
+			return bad("entry %q: sha256 is not hex", f.path)
+		}
+		r.Files++
+		r.Bytes += f.size
+	}
 	return true
 }
 
@@ -528,95 +575,135 @@ func (v *verifier) checkValidity() {
 	}
 }
 
-// checkFiles compares the folder's files with the listing.
+// eachPresent calls fn for every entry of the bundle below the folder sub
+// ("" for all): through the FS's own walk when it has one, else from Files.
+func (v *verifier) eachPresent(sub string, fn func(rel string, size int64, kind string) error) error {
+	if w, ok := v.fs.(fileWalker); ok {
+		return w.walkFiles(sub, fn)
+	}
+	files, other, err := v.fs.Files()
+	if err != nil {
+		return err
+	}
+	below := func(rel string) bool { return sub == "" || strings.HasPrefix(rel, sub+"/") }
+	for rel, kind := range other {
+		if !below(rel) {
+			continue
+		}
+		if err := fn(rel, 0, kind); err != nil {
+			return err
+		}
+	}
+	for rel, size := range files {
+		if !below(rel) {
+			continue
+		}
+		if err := fn(rel, size, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// presentNote is a name found in the bundle that checkFiles reports.
+type presentNote struct {
+	rel, kind string
+}
+
+// checkFiles compares the folder's files with the listing. It walks the
+// bundle once, marking the listed files it finds.
 func (v *verifier) checkFiles() error {
-	r := v.r
+	r, t := v.r, v.files
 	problems := len(r.Problems)
-	present, other, err := v.fs.Files()
+	var other []presentNote
+	var extra []string
+	sums := false
+	err := v.eachPresent("", func(rel string, size int64, kind string) error {
+		if kind != "" {
+			other = append(other, presentNote{rel, kind})
+			return nil
+		}
+		if i, ok := t.find(rel); ok {
+			t.marks[i] |= markPresent
+			if size != t.files[i].size {
+				t.presentSize[i] = size
+			}
+			return nil
+		}
+		switch rel {
+		case ChecksumsFile:
+			sums = true
+		case ManifestFile, EnvelopeFile:
+		default:
+			extra = append(extra, rel)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("read bundle %s: %w", r.BundlePath, err)
 	}
-	v.present = present
-	for _, rel := range sortedKeys(other) {
-		r.problem(rel, CheckFiles, fmt.Errorf("%w: not a regular file (%s)", ErrUnsafePath, other[rel]), "regular file", other[rel])
+	slices.SortFunc(other, func(a, b presentNote) int { return strings.Compare(a.rel, b.rel) })
+	for _, o := range other {
+		r.problem(o.rel, CheckFiles, fmt.Errorf("%w: not a regular file (%s)", ErrUnsafePath, o.kind), "regular file", o.kind)
 	}
-	for _, f := range v.m.Files {
-		if _, ok := present[f.Path]; !ok {
-			r.problem(f.Path, CheckFiles, fmt.Errorf("%w: listed in mirror.json but not in the bundle", ErrMissingFile), "present", "missing")
+	for i, f := range t.files {
+		if t.marks[i]&markPresent == 0 {
+			r.problem(f.path, CheckFiles, fmt.Errorf("%w: listed in mirror.json but not in the bundle", ErrMissingFile), "present", "missing")
 		}
-	}
-	var extra []string
-	for p := range present {
-		if _, ok := v.listed[p]; ok {
-			continue
-		}
-		switch p {
-		case ManifestFile, EnvelopeFile, ChecksumsFile:
-			continue
-		}
-		extra = append(extra, p)
 	}
 	sort.Strings(extra)
 	for _, p := range extra {
 		r.problem(p, CheckFiles, fmt.Errorf("%w: present in the bundle but not listed in mirror.json", ErrExtraFile), "absent", "present")
 	}
-	if _, ok := present[ChecksumsFile]; !ok {
+	if !sums {
 		r.problem(ChecksumsFile, CheckFiles, fmt.Errorf("%w: file not found", ErrMissingFile), "present", "missing")
 	}
 	if len(r.Problems) > problems {
 		r.check(CheckFiles, statusErr, fmt.Sprintf("%d problem(s)", len(r.Problems)-problems))
 	} else {
-		r.check(CheckFiles, statusPass, fmt.Sprintf("%d listed files present, none extra", len(v.m.Files)))
+		r.check(CheckFiles, statusPass, fmt.Sprintf("%d listed files present, none extra", len(t.files)))
 	}
 	return nil
 }
 
 // checkDigests compares the digests of the listed files with mirror.json:
-// digests when given, else those computed by the caller (opts.Digests), else
-// it hashes every listed file (in parallel, streaming).
-func (v *verifier) checkDigests(digests map[string]Digest) error {
-	r := v.r
+// those computed by the caller (opts.Digests) when given, else those
+// hashFiles recorded.
+func (v *verifier) checkDigests() {
+	r, t := v.r, v.files
 	if !v.opts.VerifyChecksums {
 		r.check(CheckDigests, "skip", "--verify-checksums=false: file digests were not checked")
 		r.Warnings = append(r.Warnings, "checksum verification disabled: file contents are not checked against mirror.json")
-		return nil
+		return
 	}
-	if digests == nil {
-		digests = v.opts.Digests
+	if v.given != nil {
+		t.recordGiven(v.given)
+		v.given = nil
 	}
-	if digests == nil {
-		var err error
-		digests, err = v.hashAll(v.m.Files)
-		if err != nil {
-			return err
-		}
-	}
-	v.digests = digests
 	problems := len(r.Problems)
-	for _, f := range v.m.Files {
-		d, ok := digests[f.Path]
-		if !ok {
-			continue // reported as missing
+	for i := range t.files {
+		if t.digest[i] != digestDiffers {
+			continue // matches, or reported as missing
 		}
+		f, d := t.files[i].entry(), t.differ[i]
 		if d.Size != f.Size {
 			r.problem(f.Path, CheckDigests, fmt.Errorf("%w: %d bytes, mirror.json lists %d", ErrSizeMismatch, d.Size, f.Size), fmt.Sprint(f.Size), fmt.Sprint(d.Size))
 			continue
 		}
-		if d.SHA256 != f.SHA256 {
-			r.problem(f.Path, CheckDigests, fmt.Errorf("%w: sha256 differs from mirror.json", ErrDigestMismatch), f.SHA256, d.SHA256)
-		}
+		r.problem(f.Path, CheckDigests, fmt.Errorf("%w: sha256 differs from mirror.json", ErrDigestMismatch), f.SHA256, d.SHA256)
 	}
 	if len(r.Problems) > problems {
 		r.check(CheckDigests, statusErr, fmt.Sprintf("%d file(s) differ from mirror.json", len(r.Problems)-problems))
 	} else {
-		r.check(CheckDigests, statusPass, fmt.Sprintf("%d files, %s, sha256 and sizes match", len(v.m.Files), HumanBytes(v.r.Bytes)))
+		r.check(CheckDigests, statusPass, fmt.Sprintf("%d files, %s, sha256 and sizes match", len(t.files), HumanBytes(v.r.Bytes)))
 	}
-	return nil
 }
 
-func (v *verifier) hashAll(list []FileEntry) (map[string]Digest, error) {
-	jobs := make(chan string)
-	out := make(map[string]Digest, len(list))
+// hashFiles hashes the listed files at the indices list, in parallel and
+// streaming, and records what it finds in the file table.
+func (v *verifier) hashFiles(list []int) error {
+	t := v.files
+	jobs := make(chan int)
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
@@ -625,140 +712,55 @@ func (v *verifier) hashAll(list []FileEntry) (map[string]Digest, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for p := range jobs {
+			for i := range jobs {
 				// A file whose size already differs from the listing is
 				// not read: a sparse file of a terabyte would take hours.
-				if size, ok := v.present[p]; ok && size != v.listed[p].Size {
-					mu.Lock()
-					out[p] = Digest{Size: size}
-					mu.Unlock()
+				if size, ok := t.presentSize[i]; ok {
+					t.record(i, Digest{Size: size})
 					continue
 				}
-				d, err := v.hashFile(p)
-				mu.Lock()
-				if err != nil {
-					// Absent files and ones that are not regular files
-					// are reported by checkFiles.
-					if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrUnsafePath) && firstErr == nil {
-						firstErr = fmt.Errorf("read %s: %w", p, err)
-					}
-				} else {
-					out[p] = d
+				d, err := v.hashFile(t.files[i].path)
+				if err == nil {
+					t.record(i, d)
+					continue
 				}
-				mu.Unlock()
+				// Absent files and ones that are not regular files are
+				// reported by checkFiles.
+				if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrUnsafePath) {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("read %s: %w", t.files[i].path, err)
+					}
+					mu.Unlock()
+				}
 			}
 		}()
 	}
 	// Largest first keeps both workers busy to the end.
-	files := slices.Clone(list)
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Size > files[j].Size })
-	for _, f := range files {
+	order := slices.Clone(list)
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(t.files[b].size, t.files[a].size) })
+	for _, i := range order {
 		if v.ctx.Err() != nil {
 			break
 		}
-		jobs <- f.Path
+		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
 	if err := v.ctx.Err(); err != nil {
-		return nil, failure.Classify(failure.ErrInterrupted, err)
+		return failure.Classify(failure.ErrInterrupted, err)
 	}
-	return out, firstErr
-}
-
-// checkChecksums compares SHA256SUMS with mirror.json and the signed files.
-func (v *verifier) checkChecksums() {
-	r := v.r
-	if !v.opts.VerifyChecksums {
-		r.check(CheckChecksums, "skip", "--verify-checksums=false")
-		return
-	}
-	data, err := v.readSmall(ChecksumsFile, MaxChecksumsSize)
-	if err != nil {
-		r.check(CheckChecksums, statusErr, "cannot read SHA256SUMS")
-		return
-	}
-	sums, err := ParseChecksums(data)
-	if err != nil {
-		r.problem(ChecksumsFile, CheckChecksums, err, "", "")
-		r.check(CheckChecksums, statusErr, err.Error())
-		return
-	}
-	want := map[string]string{}
-	for _, f := range v.m.Files {
-		want[f.Path] = f.SHA256
-	}
-	for _, name := range []string{ManifestFile, EnvelopeFile} {
-		if d, err := v.hashFile(name); err == nil {
-			want[name] = d.SHA256
-		}
-	}
-	problems := len(r.Problems)
-	for p, sum := range sums {
-		w, ok := want[p]
-		if !ok {
-			r.problem(ChecksumsFile, CheckChecksums, fmt.Errorf("%w: lists %s, which mirror.json does not", failure.ErrVerification, p), "", p)
-			continue
-		}
-		if w != sum {
-			r.problem(ChecksumsFile, CheckChecksums, fmt.Errorf("%w: entry for %s disagrees", ErrDigestMismatch, p), w, sum)
-		}
-	}
-	for p := range want {
-		if _, ok := sums[p]; !ok {
-			r.problem(ChecksumsFile, CheckChecksums, fmt.Errorf("%w: no entry for %s", ErrMissingFile, p), p, "")
-		}
-	}
-	if len(r.Problems) > problems {
-		r.check(CheckChecksums, statusErr, fmt.Sprintf("%d disagreement(s) with mirror.json", len(r.Problems)-problems))
-	} else {
-		r.check(CheckChecksums, statusPass, fmt.Sprintf("%d entries agree with mirror.json", len(sums)))
-	}
-}
-
-// ParseChecksums reads "<hex>  <path>" lines (the sha256sum format).
-func ParseChecksums(data []byte) (map[string]string, error) {
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if line == "" {
-			continue
-		}
-		sum, name, ok := strings.Cut(line, "  ")
-		if !ok {
-			sum, name, ok = strings.Cut(line, " *")
-		}
-		if !ok || len(sum) != 64 {
-			return nil, fmt.Errorf("%w: line %d is not '<sha256>  <path>'", ErrMalformed, n)
-		}
-		if _, err := hex.DecodeString(sum); err != nil {
-			return nil, fmt.Errorf("%w: line %d: sha256 is not hex", ErrMalformed, n)
-		}
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("%w: line %d repeats %s", ErrMalformed, n, name)
-		}
-		out[name] = strings.ToLower(sum)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	return out, nil
+	return firstErr
 }
 
 // trusted reports whether a listed file's bytes have been checked against
 // mirror.json (or checksum verification is off).
 func (v *verifier) trusted(rel string) bool {
-	if !v.opts.VerifyChecksums {
-		_, listed := v.listed[rel]
-		return listed
+	i, listed := v.files.find(rel)
+	if !listed {
+		return false
 	}
-	d, ok := v.digests[rel]
-	f, listed := v.listed[rel]
-	return ok && listed && d.SHA256 == f.SHA256 && d.Size == f.Size
+	return !v.opts.VerifyChecksums || v.files.matches(i)
 }
 
 func (v *verifier) readDoc(rel string, doc any, check string) bool {
@@ -777,6 +779,70 @@ func (v *verifier) readDoc(rel string, doc any, check string) bool {
 	return true
 }
 
+// openDoc opens a trusted signed document for a streaming decode, at most
+// max bytes of it; it reports why it cannot.
+func (v *verifier) openDoc(rel, check string, max int64) (*docReader, bool) {
+	f, err := v.fs.Open(rel)
+	if err != nil {
+		v.r.problem(rel, check, missingOr(err), "", "")
+		return nil, false
+	}
+	if st, ok := f.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Size() > max {
+			f.Close()
+			v.r.problem(rel, check, missingOr(fmt.Errorf("%s: larger than %d bytes", rel, max)), "", "")
+			return nil, false
+		}
+	}
+	return &docReader{f: f, rel: rel, max: max, src: countingReader{r: io.LimitReader(f, max+1)}}, true
+}
+
+// docReader streams one signed document and tells read errors and excess
+// length from what is wrong with its contents.
+type docReader struct {
+	f   io.ReadCloser
+	rel string
+	max int64
+	src countingReader
+}
+
+// reader returns the buffered stream of the document.
+func (d *docReader) reader() io.Reader { return bufio.NewReaderSize(&d.src, 256<<10) }
+
+// close closes the document and returns the problem to report for a
+// decode that ended with err: a read error or excess length first, then
+// err as malformed contents; nil when there is none.
+func (d *docReader) close(err error) error {
+	d.f.Close()
+	switch {
+	case d.src.err != nil:
+		return missingOr(fmt.Errorf("%s: %w", d.rel, d.src.err))
+	case d.src.n > d.max:
+		return missingOr(fmt.Errorf("%s: larger than %d bytes", d.rel, d.max))
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// readDomainManifest decodes a domain's trusted manifest.json, checking
+// each of its exports as it streams by without keeping them.
+func (v *verifier) readDomainManifest(rel, check string) (DomainManifest, bool) {
+	if !v.trusted(rel) {
+		return DomainManifest{}, false // already reported
+	}
+	d, ok := v.openDoc(rel, check, MaxDocumentSize)
+	if !ok {
+		return DomainManifest{}, false
+	}
+	dm, _, err := streamDomainManifest(d.reader())
+	if err := d.close(err); err != nil {
+		v.r.problem(rel, check, err, "", "")
+		return DomainManifest{}, false
+	}
+	return dm, true
+}
+
 func (v *verifier) checkIndex() {
 	r, m := v.r, v.m
 	problems := len(r.Problems)
@@ -791,7 +857,7 @@ func (v *verifier) checkIndex() {
 		var ids []string
 		for _, d := range idx.Domains {
 			ids = append(ids, d.ID)
-			b, ok := v.listed[MirrorDir+"/"+d.ID+"/"+DomainBundleName]
+			b, ok := v.files.entry(MirrorDir + "/" + d.ID + "/" + DomainBundleName)
 			if !ok {
 				bad("domain %s has no bundle.json in mirror.json", d.ID)
 				continue
@@ -818,8 +884,7 @@ func (v *verifier) checkDomain(id string) error {
 	problems := len(r.Problems)
 	var notes []string
 
-	var dm DomainManifest
-	manifestOK := v.readDoc(base+DomainManifestName, &dm, name)
+	dm, manifestOK := v.readDomainManifest(base+DomainManifestName, name)
 	if manifestOK {
 		bad := func(format string, args ...any) {
 			r.problem(base+DomainManifestName, name, fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...)), "", "")
@@ -830,7 +895,7 @@ func (v *verifier) checkDomain(id string) error {
 		if dm.ExportID != m.ExportID {
 			bad("exportId %s, mirror.json has %s (mixed exports)", dm.ExportID, m.ExportID)
 		}
-		if b := v.listed[base+DomainBundleName]; dm.Bundle != b {
+		if b, _ := v.files.entry(base + DomainBundleName); dm.Bundle != b {
 			bad("bundle entry disagrees with mirror.json")
 		}
 	}
@@ -871,9 +936,7 @@ func (v *verifier) checkDomain(id string) error {
 
 	// bundle.json's export digests vouch for every VEX file.
 	if v.trusted(bundlePath) {
-		if err := v.checkDomainBundle(id, base, &notes); err != nil {
-			return err
-		}
+		v.checkDomainBundle(id, base, &notes)
 	}
 	if len(r.Problems) > problems {
 		r.check(name, statusErr, fmt.Sprintf("%d problem(s)", len(r.Problems)-problems))
@@ -883,30 +946,28 @@ func (v *verifier) checkDomain(id string) error {
 	return nil
 }
 
-func (v *verifier) checkDomainBundle(id, base string, notes *[]string) error {
+// checkDomainBundle checks a domain's trusted bundle.json: its header, and
+// each export against mirror.json as the exports stream by; then that
+// every VEX file of the domain is named by an export. What the exports
+// show is reported only once the whole document has parsed.
+func (v *verifier) checkDomainBundle(id, base string, notes *[]string) {
 	r := v.r
 	rel := base + DomainBundleName
 	name := CheckDomain + " " + id
-	f, err := v.fs.Open(rel)
-	if err != nil {
-		r.problem(rel, name, missingOr(err), "", "")
-		return nil
+	d, ok := v.openDoc(rel, name, MaxDomainBundleSize)
+	if !ok {
+		return
 	}
-	lr := &io.LimitedReader{R: f, N: MaxDomainBundleSize + 1}
-	b, advisories, err := readDomainBundle(bufio.NewReaderSize(lr, 256<<10))
-	f.Close()
-	if lr.N <= 0 {
-		r.problem(rel, name, missingOr(fmt.Errorf("%s: larger than %d bytes", rel, int64(MaxDomainBundleSize))), "", "")
+	pending := &Report{}
+	exports := 0
+	b, advisories, err := streamDomainBundle(d.reader(), func(e VexExport) error {
+		exports++
+		v.checkExport(e, base, name, pending)
 		return nil
-	}
-	if err != nil {
-		var pathErr *fs.PathError
-		if errors.As(err, &pathErr) {
-			r.problem(rel, name, missingOr(fmt.Errorf("%s: %w", rel, err)), "", "")
-			return nil
-		}
-		r.problem(rel, name, fmt.Errorf("%w: %v", ErrMalformed, err), "", "")
-		return nil
+	}, nil)
+	if err := d.close(err); err != nil {
+		r.problem(rel, name, err, "", "")
+		return
 	}
 	bad := func(format string, args ...any) {
 		r.problem(rel, name, fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...)), "", "")
@@ -917,45 +978,59 @@ func (v *verifier) checkDomainBundle(id, base string, notes *[]string) error {
 	if b.AdvisoryCount != advisories {
 		bad("advisoryCount %d but %d advisories", b.AdvisoryCount, advisories)
 	}
-	inBundle := map[string]bool{}
-	for _, e := range b.Exports {
-		p := base + e.Path
-		if err := CheckPath(p); err != nil || !strings.HasPrefix(e.Path, "vex/") {
-			bad("export %q has an unsafe path %q", e.Key, e.Path)
-			continue
-		}
-		inBundle[p] = true
-		f, ok := v.listed[p]
-		if !ok {
-			bad("export %q: %s is not listed in mirror.json", e.Key, p)
-			continue
-		}
-		if e.ArtifactDigest != "sha256:"+f.SHA256 || e.ArtifactSizeBytes != f.Size {
-			r.problem(p, name, fmt.Errorf("%w: the signed bundle.json vouches for other bytes", ErrDigestMismatch), e.ArtifactDigest, "sha256:"+f.SHA256)
+	r.Problems = append(r.Problems, pending.Problems...)
+	t := v.files
+	lo, hi := t.prefixRange(base + "vex/")
+	for i := lo; i < hi; i++ {
+		if t.marks[i]&markInBundle == 0 {
+			r.problem(t.files[i].path, name, fmt.Errorf("%w: VEX file not listed in the signed bundle.json", ErrExtraFile), "", "")
 		}
 	}
-	for p := range v.listed {
-		if strings.HasPrefix(p, base+"vex/") && !inBundle[p] {
-			r.problem(p, name, fmt.Errorf("%w: VEX file not listed in the signed bundle.json", ErrExtraFile), "", "")
-		}
-	}
-	*notes = append(*notes, fmt.Sprintf("%d advisories, %d VEX exports", advisories, len(b.Exports)))
-	return nil
+	*notes = append(*notes, fmt.Sprintf("%d advisories, %d VEX exports", advisories, exports))
 }
 
+// checkExport checks one export of the domain at base against mirror.json
+// and marks the file it names; problems go to pending.
+func (v *verifier) checkExport(e VexExport, base, name string, pending *Report) {
+	rel := base + DomainBundleName
+	p := base + e.Path
+	if err := CheckPath(p); err != nil || !strings.HasPrefix(e.Path, "vex/") {
+		pending.problem(rel, name, fmt.Errorf("%w: export %q has an unsafe path %q", ErrMalformed, e.Key, e.Path), "", "")
+		return
+	}
+	t := v.files
+	i, ok := t.find(p)
+	if !ok {
+		pending.problem(rel, name, fmt.Errorf("%w: export %q: %s is not listed in mirror.json", ErrMalformed, e.Key, p), "", "")
+		return
+	}
+	t.marks[i] |= markInBundle
+	f := &t.files[i]
+	sum, prefixed := strings.CutPrefix(e.ArtifactDigest, "sha256:")
+	if !prefixed || !f.sumIs(sum) || e.ArtifactSizeBytes != f.size {
+		pending.problem(p, name, fmt.Errorf("%w: the signed bundle.json vouches for other bytes", ErrDigestMismatch), e.ArtifactDigest, "sha256:"+f.entry().SHA256)
+	}
+}
+
+// applyRotations applies the rotation statements found directly under
+// keys/ before the bundle's signatures are checked.
 func (v *verifier) applyRotations() error {
 	if v.opts.Rotate == nil {
 		return nil
 	}
-	present, _, err := v.fs.Files()
+	var names []string
+	err := v.eachPresent(KeysDir, func(rel string, _ int64, kind string) error {
+		if kind == "" && strings.HasPrefix(rel, KeysDir+"/") && strings.Count(rel, "/") == 1 {
+			names = append(names, rel)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
+	sort.Strings(names)
 	statements := map[string][]byte{}
-	for _, rel := range sortedKeys(present) {
-		if !strings.HasPrefix(rel, KeysDir+"/") || strings.Count(rel, "/") != 1 {
-			continue
-		}
+	for _, rel := range names {
 		data, err := v.readSmall(rel, sign.MaxEnvelopeSize)
 		if err != nil {
 			return err
@@ -980,7 +1055,7 @@ func (v *verifier) applyRotations() error {
 // checkRotationsListed makes sure every statement used is covered by mirror.json.
 func (v *verifier) checkRotationsListed() {
 	for _, p := range v.m.Rotations {
-		if _, ok := v.listed[p]; !ok || !strings.HasPrefix(p, KeysDir+"/") {
+		if !v.files.listed(p) || !strings.HasPrefix(p, KeysDir+"/") {
 			v.r.problem(p, CheckRotation, fmt.Errorf("%w: rotation statement not listed", ErrMalformed), "", "")
 		}
 	}
@@ -1071,13 +1146,4 @@ func (v *verifier) hashFile(rel string) (Digest, error) {
 	}
 	defer f.Close()
 	return HashReader(f, v.opts.Progress)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -7,6 +7,7 @@ package importer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -484,70 +485,104 @@ func FolderStager(src string) Stager {
 		if resolved, err := filepath.EvalSymlinks(src); err == nil {
 			src = resolved
 		}
-		folded := map[string]string{}
+		plan, err := planStage(ctx, src)
+		if err != nil {
+			return nil, err
+		}
 		dst, err := os.OpenRoot(dir)
 		if err != nil {
 			return nil, err
 		}
 		defer dst.Close()
-		var files []stageJob
-		err = filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("read bundle: %w", err)
+		for _, d := range plan.dirs {
+			if err := dst.Mkdir(d, 0o755); err != nil {
+				return nil, err
 			}
-			rel, _ := filepath.Rel(src, p)
-			if rel == "." {
-				return nil
-			}
-			rel = filepath.ToSlash(rel)
-			if err := bundle.CheckPath(rel); err != nil {
-				return err
-			}
-			key := bundle.FoldPath(rel)
-			if other, dup := folded[key]; dup {
-				return fmt.Errorf("%w: %q and %q collide on case-insensitive or normalising file systems", bundle.ErrUnsafePath, other, rel)
-			}
-			folded[key] = rel
-			switch {
-			case e.IsDir():
-				return dst.Mkdir(rel, 0o755)
-			case !e.Type().IsRegular():
-				return fmt.Errorf("%w: %s: not a regular file (%s)", bundle.ErrUnsafePath, rel, e.Type())
-			}
-			if err := ctx.Err(); err != nil {
-				return failure.Classify(failure.ErrInterrupted, err)
-			}
-			var size int64
-			if info, err := e.Info(); err == nil {
-				size = info.Size()
-			}
-			files = append(files, stageJob{rel: rel, path: p, size: size})
-			return nil
-		})
-		if err != nil {
-			return nil, err
 		}
-		return copyFiles(ctx, dst, files, progress)
+		return copyFiles(ctx, dst, src, plan.files, progress)
 	}
 }
 
-// stageJob is one file for copyFiles.
+// stagePlan is what FolderStager found in the bundle folder: its folders in
+// the order they are to be created, and its files.
+type stagePlan struct {
+	dirs  []string
+	files []stageJob
+}
+
+// planStage walks the bundle folder src and checks every name: a safe path,
+// a folder or a regular file, no collision with an earlier name on
+// case-insensitive or normalising file systems. Of several problems, the
+// one met first in the walk's order is returned.
+func planStage(ctx context.Context, src string) (*stagePlan, error) {
+	plan := &stagePlan{}
+	var names []string
+	// collision returns the first collision among the first n names.
+	collision := func(n int) error {
+		first, second, found := bundle.FoldCollision(n, func(i int) string { return names[i] })
+		if !found {
+			return nil
+		}
+		return fmt.Errorf("%w: %q and %q collide on case-insensitive or normalising file systems", bundle.ErrUnsafePath, names[first], names[second])
+	}
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("read bundle: %w", err)
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		if err := bundle.CheckPath(rel); err != nil {
+			return cmp.Or(collision(len(names)), err)
+		}
+		names = append(names, rel)
+		switch {
+		case e.IsDir():
+			plan.dirs = append(plan.dirs, rel)
+			return nil
+		case !e.Type().IsRegular():
+			err := fmt.Errorf("%w: %s: not a regular file (%s)", bundle.ErrUnsafePath, rel, e.Type())
+			return cmp.Or(collision(len(names)), err)
+		}
+		if err := ctx.Err(); err != nil {
+			return failure.Classify(failure.ErrInterrupted, err)
+		}
+		var size int64
+		if info, err := e.Info(); err == nil {
+			size = info.Size()
+		}
+		plan.files = append(plan.files, stageJob{rel: rel, size: size})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := collision(len(names)); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// stageJob is one file for copyFiles, by its slash path below the bundle.
 type stageJob struct {
-	rel, path string
-	size      int64
+	rel  string
+	size int64
 }
 
 // stageWorkers bounds the files copied at once.
 const stageWorkers = 4
 
-// copyFiles copies files into dst with up to min(GOMAXPROCS, stageWorkers)
-// workers, largest first so that the workers finish together, and returns
-// their digests. The first error stops the copy and is returned.
+// copyFiles copies files from the folder src into dst with up to
+// min(GOMAXPROCS, stageWorkers) workers, largest first so that the workers
+// finish together, and returns their digests. The first error stops the
+// copy and is returned.
 //
 // The smallest file is copied alone before the workers start, so that the
 // import-mid-copy crash point is reached once, by one goroutine, as in a
 // sequential copy: a pause there stops the whole copy until the signal.
-func copyFiles(ctx context.Context, dst *os.Root, files []stageJob, progress func(int64)) (map[string]bundle.Digest, error) {
+func copyFiles(ctx context.Context, dst *os.Root, src string, files []stageJob, progress func(int64)) (map[string]bundle.Digest, error) {
 	sort.SliceStable(files, func(i, j int) bool { return files[i].size > files[j].size })
 	if n := len(files); n > 1 {
 		smallest := files[n-1]
@@ -582,7 +617,7 @@ func copyFiles(ctx context.Context, dst *os.Root, files []stageJob, progress fun
 	if len(files) > 0 {
 		j := files[0]
 		next = 1
-		d, err := copyFile(ctx, dst, j.rel, j.path, make([]byte, 1<<20), progress)
+		d, err := copyFile(ctx, dst, j.rel, sourcePath(src, j.rel), make([]byte, 1<<20), progress)
 		if err != nil {
 			return nil, err
 		}
@@ -605,7 +640,7 @@ func copyFiles(ctx context.Context, dst *os.Root, files []stageJob, progress fun
 				}
 				var d bundle.Digest
 				if err == nil {
-					d, err = copyFile(ctx, dst, j.rel, j.path, buf, progress)
+					d, err = copyFile(ctx, dst, j.rel, sourcePath(src, j.rel), buf, progress)
 				}
 				mu.Lock()
 				if err != nil {
@@ -625,6 +660,9 @@ func copyFiles(ctx context.Context, dst *os.Root, files []stageJob, progress fun
 	}
 	return out, nil
 }
+
+// sourcePath returns the path of the bundle file rel below the folder src.
+func sourcePath(src, rel string) string { return filepath.Join(src, filepath.FromSlash(rel)) }
 
 func copyFile(ctx context.Context, dst *os.Root, rel, src string, buf []byte, progress func(int64)) (bundle.Digest, error) {
 	in, err := os.Open(src)

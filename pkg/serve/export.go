@@ -53,7 +53,6 @@ type fileEntry struct {
 	data []byte // the verified content, once read
 }
 
-
 // vexEntry is one Excititor export of a domain.
 type vexEntry struct {
 	file *fileEntry
