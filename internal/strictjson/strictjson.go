@@ -40,6 +40,12 @@ func Unmarshal(data []byte, v any) error {
 	if err := checkNames(data, reflect.TypeOf(v)); err != nil {
 		return err
 	}
+	if plainType(reflect.TypeOf(v)) {
+		// checkNames has refused every key that is not a field's exact
+		// name, so encoding/json's DisallowUnknownFields would add nothing;
+		// json.Unmarshal decodes in place where a Decoder copies data.
+		return json.Unmarshal(data, v)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -464,11 +463,7 @@ func (v *verifier) checkDocuments() error {
 
 // envelopePayload returns the payload an envelope carries, unverified.
 func envelopePayload(data []byte) ([]byte, bool) {
-	env, err := sign.ParseEnvelope(data)
-	if err != nil {
-		return nil, false
-	}
-	p, err := base64.StdEncoding.Strict().DecodeString(env.Payload)
+	p, err := sign.EnvelopePayload(data)
 	return p, err == nil
 }
 

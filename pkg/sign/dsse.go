@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -96,6 +97,84 @@ func ParseEnvelope(data []byte) (*dsse.Envelope, error) {
 	return &env, nil
 }
 
+// envelopeView is an envelope whose payload stays the JSON string as it
+// appears in the envelope's bytes: a payload of several MiB is then held
+// once, decoded, instead of also as a Go string.
+type envelopeView struct {
+	PayloadType string           `json:"payloadType"`
+	Payload     rawString        `json:"payload"`
+	Signatures  []dsse.Signature `json:"signatures"`
+}
+
+// rawString keeps a JSON value's bytes, quotes included, without copying.
+type rawString []byte
+
+func (r *rawString) UnmarshalJSON(b []byte) error {
+	if len(b) < 2 || b[0] != '"' {
+		return errors.New("payload is not a string")
+	}
+	*r = b
+	return nil
+}
+
+func parseEnvelopeView(data []byte) (*envelopeView, error) {
+	if len(data) > MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrDSSEMalformed, MaxEnvelopeSize)
+	}
+	var env envelopeView
+	if err := strictjson.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDSSEMalformed, err)
+	}
+	if len(env.Signatures) == 0 {
+		return nil, fmt.Errorf("%w: no signatures", ErrDSSEMalformed)
+	}
+	return &env, nil
+}
+
+// decodePAE decodes the base64 payload, given as its JSON string, straight
+// into the pre-authentication encoding that signatures cover, and returns
+// the encoding and the payload inside it.
+func decodePAE(payloadType string, str rawString) (pae, payload []byte, err error) {
+	var b64 []byte // an absent payload is empty
+	if len(str) >= 2 {
+		b64 = str[1 : len(str)-1]
+	}
+	if bytes.IndexByte(b64, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(str, &s); err != nil {
+			return nil, nil, fmt.Errorf("%w: payload: %v", ErrDSSEMalformed, err)
+		}
+		b64 = []byte(s)
+	}
+	n := base64.StdEncoding.DecodedLen(len(b64))
+	for i := len(b64) - 1; i >= 0 && i >= len(b64)-2 && b64[i] == '='; i-- {
+		n--
+	}
+	header := fmt.Sprintf("DSSEv1 %d %s %d ", len(payloadType), payloadType, max(n, 0))
+	// Decode may write up to DecodedLen bytes before it finds bad input.
+	pae = make([]byte, len(header)+base64.StdEncoding.DecodedLen(len(b64)))
+	copy(pae, header)
+	m, err := base64.StdEncoding.Strict().Decode(pae[len(header):], b64)
+	if err == nil && m != n {
+		err = fmt.Errorf("decoded %d bytes, expected %d", m, n)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: payload is not standard base64: %v", ErrDSSEMalformed, err)
+	}
+	pae = pae[:len(header)+n]
+	return pae, pae[len(header):], nil
+}
+
+// EnvelopePayload returns the payload an envelope carries, unverified.
+func EnvelopePayload(data []byte) ([]byte, error) {
+	env, err := parseEnvelopeView(data)
+	if err != nil {
+		return nil, err
+	}
+	_, payload, err := decodePAE(env.PayloadType, env.Payload)
+	return payload, err
+}
+
 // DSSEResult describes a verified envelope.
 type DSSEResult struct {
 	Payload []byte
@@ -120,21 +199,20 @@ func (r DSSEResult) KeyIDs() []string {
 // counts once however many signatures or key ids name it.
 func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Time, threshold int) (DSSEResult, error) {
 	var res DSSEResult
-	env, err := ParseEnvelope(data)
+	env, err := parseEnvelopeView(data)
 	if err != nil {
 		return res, err
 	}
 	if env.PayloadType != payloadType {
 		return res, fmt.Errorf("%w: %q, want %q", ErrDSSEPayloadType, env.PayloadType, payloadType)
 	}
-	payload, err := base64.StdEncoding.Strict().DecodeString(env.Payload)
+	pae, payload, err := decodePAE(env.PayloadType, env.Payload)
 	if err != nil {
-		return res, fmt.Errorf("%w: payload is not standard base64: %v", ErrDSSEMalformed, err)
+		return res, err
 	}
 	if threshold < 1 {
 		threshold = 1
 	}
-	pae := dsse.PAE(env.PayloadType, payload)
 	seen := map[string]bool{}
 	// outside holds the distinct keys whose signatures verified but that are
 	// not trusted at now; like accepted keys, each counts once.
