@@ -183,6 +183,9 @@ var environment = []envGroup{
 	{"All commands", []item{
 		{"NO_COLOR", "When set to any non-empty value, no colour or styling is written, as with --no-color."},
 	}},
+	{"mirror verify, mirror import and mirror sync", []item{
+		{"GOMEMLIMIT", "Soft memory limit of the Go runtime. Unset, these commands use 48MiB, which keeps verify and import of a bundle of any size near 64 MiB resident; a larger value (e.g. 256MiB) trades memory for less garbage collection."},
+	}},
 	{"mirror export and mirror rotate", []item{
 		{"STELLAOPS_KEY_PASSWORD", "Password of an encrypted (cosign) private key. Without it, the password is read from a terminal prompt; it is never a flag value."},
 	}},

@@ -61,6 +61,7 @@ import or sync holds the lock, 130 interrupted.`,
   stellaops-cli mirror import -q --bundle-path /media/usb/export --export-root /srv/mirror --wait 10m --keep 5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			boundMemory()
 			if err := requireFlags(cmd, "bundle-path", "export-root"); err != nil {
 				return err
 			}

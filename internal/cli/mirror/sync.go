@@ -134,6 +134,7 @@ import or sync holds the lock, 130 interrupted.`,
       --export-root /srv/mirror --interval 10m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			boundMemory()
 			opts.changed = cmd.Flags().Changed
 			return runSync(cmd.Context(), opts)
 		},

@@ -42,6 +42,7 @@ Exit status: 0 verified, 2 verification failed, 3 refused by policy
   stellaops-cli mirror verify --bundle-path export --trust-roots cosign.pub --now 2026-03-16T09:00:00Z -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			boundMemory()
 			if err := requireFlags(cmd, "bundle-path", "trust-roots"); err != nil {
 				return err
 			}
