@@ -11,6 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/stellaops/stellaops-cli/pkg/bundle"
+	"github.com/stellaops/stellaops-cli/pkg/trust"
 )
 
 // benchTree writes a bundle-like tree of about STELLAOPS_BENCH_MIB MiB
@@ -114,8 +118,33 @@ func BenchmarkWalk(b *testing.B) {
 	}
 }
 
+// benchExtractArchive returns the archive BenchmarkExtract reads: the
+// .tar.zst named by STELLAOPS_BENCH_ARCHIVE (for example one written by
+// mirror export --archive from bench data), else a generated one.
+func benchExtractArchive(b *testing.B) (string, int64) {
+	b.Helper()
+	p := os.Getenv("STELLAOPS_BENCH_ARCHIVE")
+	if p == "" {
+		return benchArchive(b, CompressionZstd)
+	}
+	src, err := Open(context.Background(), p, nil, OpenOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	var total int64
+	err = src.Walk(context.Background(), Limits{}, func(e EntryInfo, r io.Reader) error {
+		total += e.Size
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p, total
+}
+
 func BenchmarkExtract(b *testing.B) {
-	p, total := benchArchive(b, CompressionZstd)
+	p, total := benchExtractArchive(b)
 	b.SetBytes(total)
 	b.ResetTimer()
 	for b.Loop() {
@@ -139,6 +168,35 @@ func BenchmarkExtract(b *testing.B) {
 		}
 		os.RemoveAll(out)
 		b.StartTimer()
+	}
+	reportRSS(b)
+}
+
+// BenchmarkVerify verifies the archive named by STELLAOPS_BENCH_ARCHIVE
+// against the public key STELLAOPS_BENCH_ROOTS at STELLAOPS_BENCH_NOW.
+func BenchmarkVerify(b *testing.B) {
+	p, roots, now := os.Getenv("STELLAOPS_BENCH_ARCHIVE"), os.Getenv("STELLAOPS_BENCH_ROOTS"), os.Getenv("STELLAOPS_BENCH_NOW")
+	if p == "" || roots == "" || now == "" {
+		b.Skip("set STELLAOPS_BENCH_ARCHIVE, STELLAOPS_BENCH_ROOTS and STELLAOPS_BENCH_NOW")
+	}
+	r, err := trust.LoadFile(roots)
+	if err != nil {
+		b.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		src, err := Open(context.Background(), p, nil, OpenOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = Verify(context.Background(), src, bundle.VerifyOptions{Roots: r, Now: at, VerifyChecksums: true, VerifyDSSE: true})
+		src.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	reportRSS(b)
 }

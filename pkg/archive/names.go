@@ -55,75 +55,133 @@ func checkName(name string) string {
 // that ignores case (FAT32, exFAT, NTFS, APFS) or Unicode normalisation
 // (APFS, HFS+): canonical caseless matching, NFC(fold(NFD(name))).
 func foldKey(name string) string {
+	if key, ok := asciiFoldKey(name); ok {
+		return key
+	}
 	return norm.NFC.String(cases.Fold().String(norm.NFD.String(name)))
 }
 
-type nameEntry struct {
-	name     string
-	dir      bool
-	explicit bool
+// asciiFoldKey is foldKey for an ASCII name, where normalisation changes
+// nothing and case folding only lowers A to Z; the name itself is returned
+// when it has no upper case letter. ok is false for other names.
+func asciiFoldKey(name string) (key string, ok bool) {
+	upper := false
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= utf8.RuneSelf:
+			return "", false
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		}
+	}
+	if !upper {
+		return name, true
+	}
+	return strings.ToLower(name), true
 }
+
+// Flags of a name in a nameSet.
+const (
+	// nameDir: the name is a folder, named by an entry or implied by
+	// the names below it.
+	nameDir uint8 = 1 << iota
+	// nameExplicit: an entry of the archive has the name.
+	nameExplicit
+)
 
 // nameSet tracks the entries of one archive and their implied parent
 // folders, to refuse duplicates, type conflicts and names that collide by
-// case or normalisation.
+// case or normalisation. It holds one small map entry per name, keyed by
+// its fold key, which for most names is the name itself; the spelling of
+// a name is kept apart only where it differs from its key.
 type nameSet struct {
-	exact map[string]*nameEntry
-	fold  map[string]*nameEntry
+	flags    map[string]uint8
+	spelling map[string]string
+	// lastFolder is the folder of the last name added: its own folders
+	// are known to be folders already, so the next name in the same
+	// folder need not check them again.
+	lastFolder string
 }
 
 func newNameSet() *nameSet {
-	return &nameSet{exact: map[string]*nameEntry{}, fold: map[string]*nameEntry{}}
+	return &nameSet{flags: map[string]uint8{}, spelling: map[string]string{}}
 }
 
-// lookup returns the entry stored under name's exact spelling or its fold
-// key, or an error reason if another spelling already holds the fold key.
-func (s *nameSet) lookup(name string) (e *nameEntry, reason string) {
-	if e := s.exact[name]; e != nil {
-		return e, ""
+// lookup returns the flags of name and its key (no flags for a name not
+// known yet), or an error reason if another spelling holds the key.
+func (s *nameSet) lookup(name string) (flags uint8, key string, reason string) {
+	key = foldKey(name)
+	flags, ok := s.flags[key]
+	if !ok {
+		return 0, key, ""
 	}
-	key := foldKey(name)
-	if other := s.fold[key]; other != nil {
-		return nil, "collides with " + quoteName(other.name) + " on file systems that ignore case or Unicode normalisation"
+	spelled := key
+	if sp, ok := s.spelling[key]; ok {
+		spelled = sp
 	}
-	e = &nameEntry{name: name}
-	s.exact[name] = e
-	s.fold[key] = e
-	return e, ""
+	if spelled != name {
+		return flags, key, "collides with " + quoteName(spelled) + " on file systems that ignore case or Unicode normalisation"
+	}
+	return flags, key, ""
+}
+
+// set records the flags of name under its key.
+func (s *nameSet) set(name, key string, flags uint8) {
+	if _, known := s.flags[key]; !known && key != name {
+		s.spelling[key] = name
+	}
+	s.flags[key] = flags
 }
 
 // add records a checked name and returns why it cannot be added, or "".
 func (s *nameSet) add(name string, dir bool) string {
+	folder := ""
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		folder = name[:i]
+	}
+	if folder != "" && folder != s.lastFolder {
+		if reason := s.addFolders(name); reason != "" {
+			return reason
+		}
+	}
+	flags, key, reason := s.lookup(name)
+	if reason != "" {
+		return reason
+	}
+	switch isDir := flags&nameDir != 0; {
+	case isDir && !dir:
+		return "regular file with the name of a folder"
+	case flags != 0 && !isDir && dir:
+		return "folder with the name of a regular file"
+	case flags&nameExplicit != 0:
+		return "duplicate entry"
+	}
+	flags = nameExplicit
+	if dir {
+		flags |= nameDir
+	}
+	s.set(name, key, flags)
+	s.lastFolder = folder
+	return ""
+}
+
+// addFolders records the folders name's path implies.
+func (s *nameSet) addFolders(name string) string {
 	for i := 0; i < len(name); i++ {
 		if name[i] != '/' {
 			continue
 		}
 		parent := name[:i]
-		e, reason := s.lookup(parent)
+		flags, key, reason := s.lookup(parent)
 		if reason != "" {
 			return "folder " + quoteName(parent) + " " + reason
 		}
-		if e.explicit && !e.dir {
+		if flags&nameExplicit != 0 && flags&nameDir == 0 {
 			return "is inside " + quoteName(parent) + ", which is a regular file"
 		}
-		e.dir = true
-	}
-	isNew := s.exact[name] == nil
-	e, reason := s.lookup(name)
-	if reason != "" {
-		return reason
-	}
-	if !isNew {
-		switch {
-		case e.dir && !dir:
-			return "regular file with the name of a folder"
-		case !e.dir && dir:
-			return "folder with the name of a regular file"
-		case e.explicit:
-			return "duplicate entry"
+		if flags&nameDir == 0 {
+			s.set(parent, key, flags|nameDir)
 		}
 	}
-	e.explicit = true
-	e.dir = dir
 	return ""
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/stellaops/stellaops-cli/pkg/bundle"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
@@ -24,68 +24,127 @@ const (
 // Verify checks the bundle inside src in one streaming pass, without
 // extracting it: every entry is hashed as it goes by, and only the signed
 // documents (mirror.json, the envelopes, SHA256SUMS, index and manifests,
-// bundle.json and its signatures, rotation statements) are kept in memory.
-// The checks are those of bundle.VerifyDir.
+// bundle.json and its signatures, rotation statements) are kept in memory,
+// the larger ones compressed (keptFS). The checks are those of
+// bundle.VerifyDir. A worker hashes the entries while the archive is
+// decompressed.
 func Verify(ctx context.Context, src *Source, opts bundle.VerifyOptions) (*bundle.Report, error) {
-	memfs := bundle.NewMemFS()
-	digests := map[string]bundle.Digest{}
-	buf := make([]byte, readBufferSize)
-	var keptTotal int64
-	err := src.Walk(ctx, Limits{}, func(e EntryInfo, r io.Reader) error {
-		if e.IsDir {
-			return nil
-		}
-		h := sha256.New()
-		var kept []byte
-		var n int64
-		if bundle.KeepContents(e.Name) {
-			if e.Size > MaxKeptDocument {
-				return fmt.Errorf("%w: %s: %d bytes, more than the %d a signed document may have", failure.ErrVerification, e.Name, e.Size, int64(MaxKeptDocument))
-			}
-			if keptTotal += e.Size; keptTotal > MaxKeptTotal {
-				return &EntryError{Name: e.Name, Reason: fmt.Sprintf("signed documents add up to more than %d bytes", int64(MaxKeptTotal)), Err: ErrLimitExceeded}
-			}
-			data := make([]byte, e.Size)
-			if _, err := io.ReadFull(io.TeeReader(r, h), data); err != nil {
-				return err
-			}
-			kept, n = data, int64(len(data))
-		} else {
-			var err error
-			n, err = io.CopyBuffer(h, r, buf)
-			if err != nil {
-				return err
-			}
-		}
-		if opts.Progress != nil {
-			opts.Progress(n)
-		}
-		if kept == nil {
-			kept = nilIfAbsent(kept, bundle.KeepContents(e.Name))
-		}
-		memfs.Add(e.Name, n, kept)
-		digests[e.Name] = bundle.Digest{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
-		if e.Name == bundle.ManifestFile {
-			var m struct {
-				Files []bundle.FileEntry `json:"files"`
-			}
-			if json.Unmarshal(kept, &m) == nil {
-				return src.SetLimits(BundleLimits(m.Files, n))
-			}
-		}
-		return nil
-	})
+	kept, err := newKeptFS()
 	if err != nil {
 		return nil, err
 	}
-	opts.Digests = digests
-	return bundle.VerifyFS(ctx, memfs, src.Path, opts)
+	defer kept.close()
+	v := &verifyWalk{src: src, progress: opts.Progress, fs: kept, digests: map[string]bundle.Digest{}}
+	v.pipe = newPipeline(v, 1, verifyChunks)
+	err = src.Walk(ctx, Limits{}, v.entry)
+	if werr := v.pipe.wait(); werr != nil {
+		err = werr
+	}
+	if err != nil {
+		return nil, err
+	}
+	opts.Digests = v.digests
+	return bundle.VerifyFS(ctx, v.fs, src.Path, opts)
 }
 
-// nilIfAbsent keeps an empty document as a non-nil empty slice.
-func nilIfAbsent(b []byte, keep bool) []byte {
-	if keep && b == nil {
-		return []byte{}
-	}
-	return b
+// verifyChunks bounds the chunks in flight between decompression and the
+// hashing worker (2 MiB).
+const verifyChunks = 16
+
+// verifyWalk is the state of Verify's pass over the archive.
+type verifyWalk struct {
+	src       *Source
+	pipe      *pipeline
+	progress  func(int64)
+	keptTotal int64
+	fs        *keptFS
+
+	mu      sync.Mutex
+	digests map[string]bundle.Digest
 }
+
+// entry is the Walk function: every file goes to the worker, which hashes
+// it and keeps the signed documents.
+func (v *verifyWalk) entry(e EntryInfo, r io.Reader) error {
+	if e.IsDir {
+		return nil
+	}
+	job := &fileJob{name: e.Name, size: e.Size}
+	if bundle.KeepContents(e.Name) {
+		if err := v.checkKept(e); err != nil {
+			return err
+		}
+		job.doc = v.fs.newDoc(e.Size)
+		if e.Name == bundle.ManifestFile {
+			job.done = make(chan struct{})
+		}
+	}
+	n, err := v.pipe.sendFile(job, r)
+	if err != nil {
+		return err
+	}
+	if n != e.Size {
+		return fmt.Errorf("%w: truncated: entry %s has %d of %d bytes", ErrCorrupt, quoteName(e.Name), n, e.Size)
+	}
+	if v.progress != nil {
+		v.progress(n)
+	}
+	if job.done != nil {
+		return v.limitsFromManifest(job)
+	}
+	return nil
+}
+
+// checkKept bounds a signed document by MaxKeptDocument and all of them by
+// MaxKeptTotal.
+func (v *verifyWalk) checkKept(e EntryInfo) error {
+	if e.Size > MaxKeptDocument {
+		return fmt.Errorf("%w: %s: %d bytes, more than the %d a signed document may have", failure.ErrVerification, e.Name, e.Size, int64(MaxKeptDocument))
+	}
+	if v.keptTotal += e.Size; v.keptTotal > MaxKeptTotal {
+		return &EntryError{Name: e.Name, Reason: fmt.Sprintf("signed documents add up to more than %d bytes", int64(MaxKeptTotal)), Err: ErrLimitExceeded}
+	}
+	return nil
+}
+
+// limitsFromManifest lowers the limits to what mirror.json lists, once the
+// worker has kept it. A manifest that does not parse changes nothing: the
+// verifier reports it.
+func (v *verifyWalk) limitsFromManifest(job *fileJob) error {
+	if err := v.pipe.await(job); err != nil {
+		return err
+	}
+	f, err := v.fs.Open(job.name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if l, ok := manifestLimits(f, job.size, true); ok {
+		return v.src.SetLimits(l)
+	}
+	return nil
+}
+
+// open returns where a signed document's bytes are kept; other files are
+// only hashed.
+func (v *verifyWalk) open(job *fileJob) (io.Writer, error) {
+	if job.doc != nil {
+		return job.doc, nil
+	}
+	return nil, nil
+}
+
+// finish records the entry's digest, and keeps a signed document.
+func (v *verifyWalk) finish(job *fileJob, sum [sha256.Size]byte) error {
+	if job.doc != nil {
+		job.doc.keep(job.name)
+	} else {
+		v.fs.add(job.name, job.size)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.digests[job.name] = bundle.Digest{Size: job.size, SHA256: hex.EncodeToString(sum[:])}
+	return nil
+}
+
+func (v *verifyWalk) release(*fileJob) {}

@@ -14,7 +14,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/stellaops/stellaops-cli/pkg/bundle"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
 )
 
@@ -234,8 +233,11 @@ func (s *Source) decompressor() (io.Reader, func(), error) {
 		if window < zstd.MinWindowSize {
 			window = zstd.MinWindowSize
 		}
+		// One synchronous decoder: the asynchronous one (concurrency 2
+		// and more) takes more CPU than it saves here and holds more
+		// buffers; the callers hash and write on other goroutines.
 		d, err := zstd.NewReader(s.raw,
-			zstd.WithDecoderConcurrency(2),
+			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(window),
 			zstd.WithDecoderMaxMemory(window),
 		)
@@ -255,6 +257,7 @@ func (s *Source) decompressor() (io.Reader, func(), error) {
 
 // compressedError classifies an error of the decompressor or the input.
 func (s *Source) compressedError(err error, where string) error {
+	s.probeInput(err)
 	if s.rec.err != nil {
 		if isClassified(s.rec.err) {
 			return s.rec.err
@@ -274,8 +277,28 @@ func (s *Source) compressedError(err error, where string) error {
 		return failure.WithHint(
 			fmt.Errorf("%w: %s: zstd window larger than the limit of %d MiB", ErrLimitExceeded, s.display, s.limits.MaxWindow>>20),
 			"compress with a smaller window (zstd --long=27 at most), or raise the window limit")
+	case errors.Is(err, zstd.ErrCRCMismatch):
+		// The checksum covers the whole frame and is checked at its end;
+		// the decoder withholds the frame's last block when it fails.
+		where = " at the end of the archive"
 	}
 	return fmt.Errorf("%w: %s: corrupt %s data%s: %v", ErrCorrupt, s.display, s.Compression, where, err)
+}
+
+// maxInputProbe bounds what probeInput reads.
+const maxInputProbe = 1 << 20
+
+// probeInput reads on a little in a split set after the decompressor
+// failed on what looks like corrupt data, so that a part that changed since
+// it was checked is named instead: the decompressor stops as soon as the
+// data is wrong, before the input has reached the end of the part, where
+// its digest is checked again. Other inputs are not read further (a pipe
+// could block).
+func (s *Source) probeInput(err error) {
+	if s.Parts == nil || s.rec.err != nil || err == nil || isClassified(err) {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, s.raw, maxInputProbe)
 }
 
 func isClassified(err error) bool {
@@ -430,48 +453,4 @@ func (e *entryReader) Read(p []byte) (int, error) {
 		return n, e.s.streamError(e.ctx, err, "data")
 	}
 	return n, err
-}
-
-// bundleEntrySlack allows for the entries mirror.json does not list:
-// mirror.json, mirror.dsse.json, SHA256SUMS, a "./" root and empty folders.
-const bundleEntrySlack = 64
-
-// BundleLimits derives limits from the files a bundle's mirror.json lists
-// (possibly not yet verified, which is safe: limits only refuse more, and
-// a manifest that understates its files fails verification anyway). The
-// entries allowed are the files, the folders their paths imply, and 64
-// more for mirror.json, mirror.dsse.json, SHA256SUMS and empty folders;
-// the bytes are the files' sizes plus manifestSize (the size of
-// mirror.json) and a generous allowance for mirror.dsse.json and
-// SHA256SUMS. A negative size gives zero Limits, which lowers nothing.
-func BundleLimits(files []bundle.FileEntry, manifestSize int64) Limits {
-	const maxInt = int64(^uint64(0) >> 1)
-	dirs := map[string]bool{}
-	var total, sums int64 = 0, 4096
-	for _, f := range files {
-		if f.Size < 0 {
-			return Limits{}
-		}
-		if total > maxInt-f.Size {
-			total = maxInt
-		} else {
-			total += f.Size
-		}
-		sums += int64(len(f.Path)) + 67
-		for i := 0; i < len(f.Path); i++ {
-			if f.Path[i] == '/' {
-				dirs[f.Path[:i]] = true
-			}
-		}
-	}
-	extra := 3*manifestSize + 1<<20 + sums
-	if total > maxInt-extra {
-		total = maxInt
-	} else {
-		total += extra
-	}
-	return Limits{
-		MaxEntries: int64(len(files)) + int64(len(dirs)) + bundleEntrySlack,
-		MaxBytes:   total,
-	}
 }
