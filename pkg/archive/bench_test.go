@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,8 +19,9 @@ import (
 )
 
 // benchTree writes a bundle-like tree of about STELLAOPS_BENCH_MIB MiB
-// (default 256): a few large domain bundles of compressible JSON and many
-// small VEX files. It returns the folder and its total size.
+// (default 256): a few large domain bundles of compressible JSON, many
+// small VEX files and a mirror.json that lists them (Extract derives its
+// limits from it). It returns the folder and its total size.
 func benchTree(b *testing.B) (string, int64) {
 	b.Helper()
 	mib := 256
@@ -29,6 +31,7 @@ func benchTree(b *testing.B) (string, int64) {
 	dir := b.TempDir()
 	rng := rand.New(rand.NewPCG(5, 6))
 	var total int64
+	var listed []bundle.FileEntry
 	write := func(name string, size int64) {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -52,6 +55,7 @@ func benchTree(b *testing.B) (string, int64) {
 			b.Fatal(err)
 		}
 		total += n
+		listed = append(listed, bundle.FileEntry{Path: name, Size: n})
 	}
 	small := int64(mib) << 20 / 10
 	for i := range 500 {
@@ -60,8 +64,14 @@ func benchTree(b *testing.B) (string, int64) {
 	for i := range 4 {
 		write(fmt.Sprintf("mirror/d%d/bundle.json", i), (int64(mib)<<20-small)/4)
 	}
-	write("mirror.json", 64<<10)
-	return dir, total
+	m, err := json.Marshal(bundle.Manifest{SchemaVersion: 1, ExportID: "20250314T150926Z", GeneratedAt: testModTime, Files: listed})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, bundle.ManifestFile), m, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir, total + int64(len(m))
 }
 
 func benchArchive(b *testing.B, comp string) (string, int64) {

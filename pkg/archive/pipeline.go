@@ -45,8 +45,9 @@ type jobHandler interface {
 	// finish is called after every byte of job was hashed and written
 	// without error, with the SHA-256 of its contents.
 	finish(job *fileJob, sum [sha256.Size]byte) error
-	// release is called last for every job, also after an error or when
-	// the walk stopped before all its bytes arrived.
+	// release is called last for every job sent, also after an error,
+	// when the walk stopped before all its bytes arrived, or when the
+	// job never reached a worker.
 	release(job *fileJob)
 }
 
@@ -140,6 +141,7 @@ func (p *pipeline) sendFile(job *fileJob, r io.Reader) (int64, error) {
 	}
 	buf, err := p.chunk()
 	if err != nil {
+		p.handler.release(job)
 		return 0, err
 	}
 	n, err := io.ReadFull(r, buf[:min(job.size, chunkSize)])
@@ -188,7 +190,8 @@ func readEnd(err error) error {
 	return err
 }
 
-// dispatch queues job for a worker.
+// dispatch queues job for a worker. A job that cannot be queued any more
+// is released here.
 func (p *pipeline) dispatch(job *fileJob) error {
 	select {
 	case p.jobs <- job:
@@ -197,6 +200,7 @@ func (p *pipeline) dispatch(job *fileJob) error {
 		if job.first != nil {
 			p.giveBack(job.first)
 		}
+		p.handler.release(job)
 		return errWorkerFailed
 	}
 }
