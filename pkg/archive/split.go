@@ -188,7 +188,7 @@ func (s *SplitWriter) Write(p []byte) (int, error) {
 
 func (s *SplitWriter) openPart() error {
 	index := len(s.temps) + 1
-	f, err := os.CreateTemp(s.opts.Dir, "."+partName(s.opts.Name, index)+".*.tmp")
+	f, err := createOutput(s.opts.Dir, "."+partName(s.opts.Name, index)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("create %s: %w", partName(s.opts.Name, index), err)
 	}
@@ -312,7 +312,7 @@ func (s *SplitWriter) Close() error {
 }
 
 func writeTemp(dir, name string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	f, err := createOutput(dir, "."+name+".*.tmp")
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
@@ -389,7 +389,7 @@ func WriteFile(ctx context.Context, path, bundleDir string, opts WriteOptions) e
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	f, err := createOutput(dir, "."+name+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
@@ -418,4 +418,21 @@ func WriteFile(ctx context.Context, path, bundleDir string, opts WriteOptions) e
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// createOutput creates the temporary file of an archive, a part or a parts
+// manifest, readable by everyone as the files of a bundle folder are
+// (os.CreateTemp alone would leave it readable by its owner only, which
+// stops a USB stick's archive from being read by another account).
+func createOutput(dir, pattern string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
 }

@@ -254,6 +254,9 @@ func TestWriteFileAtomic(t *testing.T) {
 	if got := listTree(t, out); len(got) != 1 {
 		t.Fatalf("left behind: %v", got)
 	}
+	if fi, err := os.Stat(p); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o644) {
+		t.Fatalf("archive mode: %v %v", fi.Mode(), err)
+	}
 
 	// A failure leaves nothing.
 	if err := os.Symlink("x", filepath.Join(src, "evil")); err != nil {
