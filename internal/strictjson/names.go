@@ -85,22 +85,31 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			}
 			continue
 		}
-		if !f.IsExported() {
-			continue
+		if name, ok := jsonName(f); ok {
+			out[name] = f.Type
 		}
-		name := f.Name
-		if tag, ok := f.Tag.Lookup("json"); ok {
-			n, _, _ := strings.Cut(tag, ",")
-			if n == "-" {
-				continue
-			}
-			if n != "" {
-				name = n
-			}
-		}
-		out[name] = f.Type
 	}
 	return out
+}
+
+// jsonName returns the name encoding/json uses for the field f, and false
+// for fields it ignores (unexported, or tagged "-").
+func jsonName(f reflect.StructField) (string, bool) {
+	if !f.IsExported() {
+		return "", false
+	}
+	tag, ok := f.Tag.Lookup("json")
+	if !ok {
+		return f.Name, true
+	}
+	n, _, _ := strings.Cut(tag, ",")
+	switch n {
+	case "-":
+		return "", false
+	case "":
+		return f.Name, true
+	}
+	return n, true
 }
 
 // checkNames refuses object keys that do not exactly name a field. data

@@ -41,18 +41,9 @@ func isPlain(t reflect.Type, visiting map[reflect.Type]bool) bool {
 			if f.Anonymous {
 				return false
 			}
-			if !f.IsExported() {
+			name, ok := jsonName(f)
+			if !ok {
 				continue
-			}
-			name := f.Name
-			if tag, ok := f.Tag.Lookup("json"); ok {
-				n, _, _ := strings.Cut(tag, ",")
-				if n == "-" {
-					continue
-				}
-				if n != "" {
-					name = n
-				}
 			}
 			fold := strings.ToLower(name)
 			if names[fold] {
