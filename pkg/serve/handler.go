@@ -578,20 +578,12 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, e *export, f
 // requests go through http.ServeContent. It reports whether fh is still
 // usable for another response.
 func (h *Handler) sendFile(w http.ResponseWriter, r *http.Request, e *export, f *fileEntry, fh *os.File, cacheControl string) bool {
-	hdr := w.Header()
-	setFileHeaders(hdr, cacheControl, f)
-	for _, k := range conditionalHeaders {
-		if _, ok := r.Header[k]; ok {
-			http.ServeContent(w, r, "", e.generatedAt, fh)
-			return true
-		}
+	setFileHeaders(w.Header(), cacheControl, f)
+	if conditional(r) {
+		http.ServeContent(w, r, "", e.generatedAt, fh)
+		return true
 	}
-	hdr["Accept-Ranges"] = acceptRanges
-	if e.lastMod != nil {
-		hdr["Last-Modified"] = e.lastMod
-	}
-	hdr["Content-Length"] = f.lenHdr
-	w.WriteHeader(http.StatusOK)
+	writePlainHeader(w, e, f)
 	if r.Method == http.MethodHead {
 		return true
 	}
@@ -607,23 +599,38 @@ var conditionalHeaders = []string{"Range", "If-None-Match", "If-Modified-Since",
 // serveMemory sends a body held in memory. A plain GET or HEAD is answered
 // directly; conditional and range requests go through http.ServeContent.
 func (h *Handler) serveMemory(w http.ResponseWriter, r *http.Request, e *export, f *fileEntry, data []byte, cacheControl string) {
-	hdr := w.Header()
-	setFileHeaders(hdr, cacheControl, f)
+	setFileHeaders(w.Header(), cacheControl, f)
+	if conditional(r) {
+		http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(data))
+		return
+	}
+	writePlainHeader(w, e, f)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+}
+
+// conditional reports whether r carries a header that needs
+// http.ServeContent (a range or a precondition).
+func conditional(r *http.Request) bool {
 	for _, k := range conditionalHeaders {
 		if _, ok := r.Header[k]; ok {
-			http.ServeContent(memoryWriter{w}, r, "", e.generatedAt, bytes.NewReader(data))
-			return
+			return true
 		}
 	}
+	return false
+}
+
+// writePlainHeader answers a plain GET or HEAD of f with 200 and the
+// headers http.ServeContent would have set.
+func writePlainHeader(w http.ResponseWriter, e *export, f *fileEntry) {
+	hdr := w.Header()
 	hdr["Accept-Ranges"] = acceptRanges
 	if e.lastMod != nil {
 		hdr["Last-Modified"] = e.lastMod
 	}
 	hdr["Content-Length"] = f.lenHdr
 	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(data)
-	}
 }
 
 // Shared response header values.
