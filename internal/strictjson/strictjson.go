@@ -16,11 +16,29 @@ import (
 // MaxDepth bounds the nesting of arrays and objects.
 const MaxDepth = 64
 
+// Errors that streaming readers of strict documents report as Check does.
 var (
-	errInvalidUTF8   = errors.New("invalid UTF-8")
-	errTooDeep       = fmt.Errorf("nesting deeper than %d", MaxDepth)
-	errDataAfterJSON = errors.New("data after the JSON value")
+	ErrInvalidUTF8   = errors.New("invalid UTF-8")
+	ErrDataAfterJSON = errors.New("data after the JSON value")
 )
+
+var (
+	errInvalidUTF8   = ErrInvalidUTF8
+	errTooDeep       = fmt.Errorf("nesting deeper than %d", MaxDepth)
+	errDataAfterJSON = ErrDataAfterJSON
+)
+
+// AddKey records key, an object key of a document being read as a stream,
+// in seen (the object's keys by lower case), refusing it as Check would
+// when it repeats a key of the object or differs from one only by case.
+func AddKey(seen map[string]string, key string) error {
+	fold := strings.ToLower(key)
+	if prev, dup := seen[fold]; dup {
+		return duplicateKeyError(prev, key)
+	}
+	seen[fold] = key
+	return nil
+}
 
 // duplicateKeyError reports key repeating prev, the earlier key of the same
 // object that folds to the same lower case.
@@ -89,12 +107,9 @@ func WalkValue(dec *json.Decoder, depth int) error {
 			if err != nil {
 				return err
 			}
-			key := kt.(string)
-			fold := strings.ToLower(key)
-			if prev, dup := seen[fold]; dup {
-				return duplicateKeyError(prev, key)
+			if err := AddKey(seen, kt.(string)); err != nil {
+				return err
 			}
-			seen[fold] = key
 			if err := WalkValue(dec, depth+1); err != nil {
 				return err
 			}

@@ -3,7 +3,6 @@ package bundle
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -15,7 +14,7 @@ import (
 )
 
 // errInvalidUTF8 is what utf8Reader returns at the first invalid byte.
-var errInvalidUTF8 = errors.New("invalid UTF-8")
+var errInvalidUTF8 = strictjson.ErrInvalidUTF8
 
 // fieldReader consumes the value of one streamed field from dec.
 type fieldReader func(dec *json.Decoder) error
@@ -66,7 +65,7 @@ func decodeObject(dec *json.Decoder, v any, doc string, streamed map[string]fiel
 			return err
 		}
 		key := kt.(string)
-		if err := checkKey(seen, key); err != nil {
+		if err := strictjson.AddKey(seen, key); err != nil {
 			return err
 		}
 		if read, ok := streamed[key]; ok {
@@ -97,27 +96,13 @@ func decodeObject(dec *json.Decoder, v any, doc string, streamed map[string]fiel
 func endOfDocument(dec *json.Decoder, bad func() bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		if err == nil || !bad() {
-			return errors.New("data after the JSON value")
+			return strictjson.ErrDataAfterJSON
 		}
 		return err
 	}
 	if bad() {
 		return errInvalidUTF8
 	}
-	return nil
-}
-
-// checkKey refuses key when seen already holds it, or a key that differs
-// from it only by case; it then records key.
-func checkKey(seen map[string]string, key string) error {
-	fold := strings.ToLower(key)
-	if prev, dup := seen[fold]; dup {
-		if prev == key {
-			return fmt.Errorf("duplicate key %q", key)
-		}
-		return fmt.Errorf("keys %q and %q differ only by case", prev, key)
-	}
-	seen[fold] = key
 	return nil
 }
 
