@@ -51,21 +51,8 @@ func TestExtractRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != len(files) {
-				t.Fatalf("%d files, want %d", len(got), len(files))
-			}
-			for i, f := range got {
-				sum := sha256.Sum256(files[f.Path])
-				if f.Size != int64(len(files[f.Path])) || f.SHA256 != hex.EncodeToString(sum[:]) {
-					t.Errorf("%s: %+v", f.Path, f)
-				}
-				if i > 0 && got[i-1].Path >= f.Path {
-					t.Errorf("files out of archive order: %s then %s", got[i-1].Path, f.Path)
-				}
-				data, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(f.Path)))
-				if err != nil || !bytes.Equal(data, files[f.Path]) {
-					t.Errorf("%s on disk differs: %v", f.Path, err)
-				}
+			checkExtracted(t, out, got, files)
+			for _, f := range got {
 				info, err := os.Stat(filepath.Join(out, filepath.FromSlash(f.Path)))
 				if err != nil {
 					t.Fatal(err)
@@ -79,6 +66,28 @@ func TestExtractRoundTrip(t *testing.T) {
 				t.Errorf("tree:\n%v\nwant\n%v", got, want)
 			}
 		})
+	}
+}
+
+// checkExtracted compares the digests Extract returned, in archive order,
+// and the files it wrote below out with files.
+func checkExtracted(t *testing.T, out string, got []bundle.FileEntry, files map[string][]byte) {
+	t.Helper()
+	if len(got) != len(files) {
+		t.Fatalf("%d files, want %d", len(got), len(files))
+	}
+	for i, f := range got {
+		sum := sha256.Sum256(files[f.Path])
+		if f.Size != int64(len(files[f.Path])) || f.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: %+v", f.Path, f)
+		}
+		if i > 0 && got[i-1].Path >= f.Path {
+			t.Errorf("files out of archive order: %s then %s", got[i-1].Path, f.Path)
+		}
+		disk, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(f.Path)))
+		if err != nil || !bytes.Equal(disk, files[f.Path]) {
+			t.Errorf("%s on disk differs: %v", f.Path, err)
+		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -72,22 +71,7 @@ func TestExtractManyFolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(files) {
-		t.Fatalf("%d files, want %d", len(got), len(files))
-	}
-	for i, f := range got {
-		sum := sha256.Sum256(files[f.Path])
-		if f.Size != int64(len(files[f.Path])) || f.SHA256 != hex.EncodeToString(sum[:]) {
-			t.Errorf("%s: %+v", f.Path, f)
-		}
-		if i > 0 && got[i-1].Path >= f.Path {
-			t.Errorf("files out of archive order: %s then %s", got[i-1].Path, f.Path)
-		}
-		disk, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(f.Path)))
-		if err != nil || !bytes.Equal(disk, files[f.Path]) {
-			t.Errorf("%s on disk differs: %v", f.Path, err)
-		}
-	}
+	checkExtracted(t, out, got, files)
 }
 
 // TestExtractWorkerErrorFirstInArchiveOrder makes the workers fail on two
