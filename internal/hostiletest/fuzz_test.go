@@ -79,10 +79,10 @@ func FuzzVerifyMutatedBundle(f *testing.F) {
 			tree[name] = data
 		}
 		memfs := bundle.NewMemFS()
-		digests := map[string]bundle.Digest{}
+		digests := bundle.NewDigestSet(len(tree))
 		for k, v := range tree {
 			memfs.Add(k, int64(len(v)), v)
-			digests[k] = bundle.HashBytes(v)
+			digests.AddDigest(k, bundle.HashBytes(v))
 		}
 		rep, err := bundle.VerifyFS(context.Background(), memfs, "fuzz", bundle.VerifyOptions{
 			Roots: roots, Now: now, VerifyChecksums: true, VerifyDSSE: true, Digests: digests, Rotate: rotation.Apply,

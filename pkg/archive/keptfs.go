@@ -18,8 +18,9 @@ import (
 // document compressed.
 const minCompressedDocument = 64 << 10
 
-// keptFS is the bundle as Verify saw it go by: a bundle.MemFS with the size
-// of every file, and the bytes of the signed documents. The larger
+// keptFS is the bundle as Verify saw it go by: a bundle.MemFS listing every
+// file from the digests Verify records (bundle.NewSetFS), and the bytes of
+// the signed documents. The larger
 // documents are held zstd-compressed, compressed chunk by chunk as they go
 // by (they are JSON, listing every file with its digest, and shrink four-
 // to fivefold; they are the largest part of what Verify keeps and grow with
@@ -31,7 +32,8 @@ const minCompressedDocument = 64 << 10
 // documents' bytes.
 type keptFS struct {
 	*bundle.MemFS
-	enc *zstd.Encoder
+	digests *bundle.DigestSet
+	enc     *zstd.Encoder
 
 	mu     sync.Mutex
 	packed map[string]packedDocument
@@ -53,14 +55,8 @@ func newKeptFS() (*keptFS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keptFS{MemFS: bundle.NewMemFS(), enc: enc, packed: map[string]packedDocument{}}, nil
-}
-
-// add records a file whose bytes are not kept.
-func (k *keptFS) add(name string, size int64) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.MemFS.Add(name, size, nil)
+	digests := bundle.NewDigestSet(0)
+	return &keptFS{MemFS: bundle.NewSetFS(digests), digests: digests, enc: enc, packed: map[string]packedDocument{}}, nil
 }
 
 // keptDoc receives the bytes of one signed document, in order.
@@ -99,13 +95,16 @@ func (d *keptDoc) keep(name string) {
 		k.MemFS.Add(name, d.size, d.raw)
 		return
 	}
-	k.MemFS.Add(name, d.size, nil)
 	k.packed[name] = packedDocument{size: d.size, zst: bytes.Clone(d.zst)}
 }
 
-// close lets the encoder go.
+// close lets the encoder go; it is called once the archive has gone by, as
+// its buffers are no longer needed.
 func (k *keptFS) close() {
-	k.enc.Close()
+	if k.enc != nil {
+		k.enc.Close()
+		k.enc = nil
+	}
 }
 
 // Open returns the bytes of a kept document, decompressed as they are read,

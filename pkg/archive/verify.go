@@ -3,10 +3,8 @@ package archive
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/stellaops/stellaops-cli/pkg/bundle"
 	"github.com/stellaops/stellaops-cli/pkg/failure"
@@ -34,16 +32,17 @@ func Verify(ctx context.Context, src *Source, opts bundle.VerifyOptions) (*bundl
 		return nil, err
 	}
 	defer kept.close()
-	v := &verifyWalk{src: src, progress: opts.Progress, fs: kept, digests: map[string]bundle.Digest{}}
+	v := &verifyWalk{src: src, progress: opts.Progress, fs: kept}
 	v.pipe = newPipeline(v, 1, verifyChunks)
 	err = src.Walk(ctx, Limits{}, v.entry)
 	if werr := v.pipe.wait(); werr != nil {
 		err = werr
 	}
+	kept.close()
 	if err != nil {
 		return nil, err
 	}
-	opts.Digests = v.digests
+	opts.Digests = kept.digests
 	return bundle.VerifyFS(ctx, v.fs, src.Path, opts)
 }
 
@@ -58,9 +57,6 @@ type verifyWalk struct {
 	progress  func(int64)
 	keptTotal int64
 	fs        *keptFS
-
-	mu      sync.Mutex
-	digests map[string]bundle.Digest
 }
 
 // entry is the Walk function: every file goes to the worker, which hashes
@@ -120,6 +116,7 @@ func (v *verifyWalk) limitsFromManifest(job *fileJob) error {
 	}
 	defer f.Close()
 	if l, ok := manifestLimits(f, job.size, true); ok {
+		v.fs.digests.Grow(int(min(l.MaxEntries, 1<<20)))
 		return v.src.SetLimits(l)
 	}
 	return nil
@@ -138,12 +135,8 @@ func (v *verifyWalk) open(job *fileJob) (io.Writer, error) {
 func (v *verifyWalk) finish(job *fileJob, sum [sha256.Size]byte) error {
 	if job.doc != nil {
 		job.doc.keep(job.name)
-	} else {
-		v.fs.add(job.name, job.size)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.digests[job.name] = bundle.Digest{Size: job.size, SHA256: hex.EncodeToString(sum[:])}
+	v.fs.digests.Add(job.name, job.size, &sum)
 	return nil
 }
 

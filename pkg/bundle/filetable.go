@@ -197,51 +197,26 @@ func (t *fileTable) recordSum(i int, size int64, sum *[32]byte) {
 
 // recordGiven stores the digests a caller computed, merging the two lists
 // sorted by path.
-func (t *fileTable) recordGiven(g *givenDigests) {
+func (t *fileTable) recordGiven(g *DigestSet) {
+	sums, odd := g.records()
 	j := 0
 	for i := range t.files {
 		p := t.files[i].path
-		for j < len(g.sums) && g.sums[j].path < p {
+		for j < len(sums) && sums[j].path < p {
 			j++
 		}
-		if j == len(g.sums) {
+		if j == len(sums) {
 			return
 		}
-		if g.sums[j].path != p {
+		if sums[j].path != p {
 			continue
 		}
-		if d, odd := g.odd[j]; odd {
+		if d, ok := odd[p]; ok {
 			t.record(i, d)
 		} else {
-			t.recordSum(i, g.sums[j].size, &g.sums[j].sum)
+			t.recordSum(i, sums[j].size, &sums[j].sum)
 		}
 	}
-}
-
-// givenDigests holds VerifyOptions.Digests sorted by path with each SHA-256
-// as 32 bytes: half the memory of the map, which the caller may then drop
-// while mirror.json's signature is checked.
-type givenDigests struct {
-	sums []fileRecord
-	// odd holds, by index, the digests whose SHA-256 is not 64 lower-case
-	// hex digits, as given.
-	odd map[int]Digest
-}
-
-// newGivenDigests converts a caller's digests.
-func newGivenDigests(m map[string]Digest) *givenDigests {
-	g := &givenDigests{sums: make([]fileRecord, 0, len(m)), odd: map[int]Digest{}}
-	for p, d := range m {
-		g.sums = append(g.sums, fileRecord{path: p, size: d.Size})
-	}
-	slices.SortFunc(g.sums, func(a, b fileRecord) int { return strings.Compare(a.path, b.path) })
-	for j := range g.sums {
-		d := m[g.sums[j].path]
-		if !decodeSum(&g.sums[j].sum, d.SHA256) {
-			g.odd[j] = d
-		}
-	}
-	return g
 }
 
 // decodeSum decodes s, 64 lower-case hex digits, into sum.

@@ -153,15 +153,26 @@ func visitEntry(rel string, e fs.DirEntry, fn func(rel string, size int64, kind 
 // file whose bytes were not kept fails; give Verify its digests instead.
 type MemFS struct {
 	sizes map[string]int64
-	data  map[string][]byte
+	// set, when not nil, lists the files in place of sizes.
+	set  *DigestSet
+	data map[string][]byte
 }
 
 // NewMemFS returns an empty MemFS.
 func NewMemFS() *MemFS { return &MemFS{sizes: map[string]int64{}, data: map[string][]byte{}} }
 
-// Add records a file; data may be nil when its bytes were not kept.
+// NewSetFS returns a MemFS whose files are those of set, as many as it will
+// hold when verified: Add then only keeps bytes. An archive's verify
+// records every file's digest in set, which is also what VerifyOptions.Digests
+// takes, so the names and sizes are held once.
+func NewSetFS(set *DigestSet) *MemFS { return &MemFS{set: set, data: map[string][]byte{}} }
+
+// Add records a file; data may be nil when its bytes were not kept. On a
+// MemFS from NewSetFS, size is the set's.
 func (m *MemFS) Add(rel string, size int64, data []byte) {
-	m.sizes[rel] = size
+	if m.set == nil {
+		m.sizes[rel] = size
+	}
 	if data != nil {
 		m.data[rel] = data
 	}
@@ -172,10 +183,19 @@ func (m *MemFS) Open(rel string) (io.ReadCloser, error) {
 	if d, ok := m.data[rel]; ok {
 		return seekNopCloser{bytes.NewReader(d)}, nil
 	}
-	if _, ok := m.sizes[rel]; ok {
+	if m.has(rel) {
 		return nil, fmt.Errorf("%s: contents not kept from the archive", rel)
 	}
 	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
+}
+
+// has reports whether rel is a file of the MemFS.
+func (m *MemFS) has(rel string) bool {
+	if m.set != nil {
+		return m.set.has(rel)
+	}
+	_, ok := m.sizes[rel]
+	return ok
 }
 
 // seekNopCloser lets readers seek kept bytes (a signature check per
@@ -186,23 +206,24 @@ func (seekNopCloser) Close() error { return nil }
 
 // Files lists the recorded files.
 func (m *MemFS) Files() (map[string]int64, map[string]string, error) {
-	out := make(map[string]int64, len(m.sizes))
-	for k, v := range m.sizes {
-		out[k] = v
-	}
-	return out, map[string]string{}, nil
+	return collectFiles(m)
 }
 
 func (m *MemFS) walkFiles(sub string, fn func(rel string, size int64, kind string) error) error {
-	for rel, size := range m.sizes {
-		if sub != "" && !strings.HasPrefix(rel, sub+"/") {
-			continue
-		}
-		if err := fn(rel, size, ""); err != nil {
-			return err
+	var err error
+	visit := func(rel string, size int64) {
+		if err == nil && (sub == "" || strings.HasPrefix(rel, sub+"/")) {
+			err = fn(rel, size, "")
 		}
 	}
-	return nil
+	if m.set != nil {
+		m.set.Each(visit)
+		return err
+	}
+	for rel, size := range m.sizes {
+		visit(rel, size)
+	}
+	return err
 }
 
 // KeepContents reports whether verification reads the bytes of rel:

@@ -16,9 +16,14 @@ const minFileEntryJSON = 90
 // once, which held several copies of it (12 MiB for 65,536 files) as strings
 // and maps. The returned manifest's Files is nil.
 func decodeManifest(data []byte, file func(FileEntry)) (Manifest, error) {
+	return decodeManifestFrom(bytes.NewReader(data), file)
+}
+
+// decodeManifestFrom is decodeManifest reading from r.
+func decodeManifestFrom(r io.Reader, file func(FileEntry)) (Manifest, error) {
 	var m Manifest
 	elems := &elementDecoder{field: "files"}
-	err := decodeStream(bytes.NewReader(data), &m, ManifestFile, map[string]fieldReader{
+	err := decodeStream(r, &m, ManifestFile, map[string]fieldReader{
 		"files": func(dec *json.Decoder) error {
 			_, err := eachElement(dec, "Go struct field Manifest.files of type []bundle.FileEntry", func(i int) error {
 				var f FileEntry
@@ -42,6 +47,30 @@ func decodeManifest(data []byte, file func(FileEntry)) (Manifest, error) {
 // allows, so that the file table is allocated once.
 func fileCountHint(data []byte) int {
 	return min(bytes.Count(data, []byte(`"path"`)), len(data)/minFileEntryJSON)
+}
+
+// countPathKeys counts the "path" keys fileCountHint counts, reading r a
+// block at a time, and returns them with the number of bytes read.
+func countPathKeys(r io.Reader) (int, int64, error) {
+	key := []byte(`"path"`)
+	buf := make([]byte, 64<<10)
+	keep, n := 0, 0
+	var size int64
+	for {
+		m, err := r.Read(buf[keep:])
+		size += int64(m)
+		data := buf[:keep+m]
+		n += bytes.Count(data, key)
+		// The last len(key)-1 bytes may begin a key the next read ends.
+		keep = min(len(key)-1, len(data))
+		copy(buf, data[len(data)-keep:])
+		if err == io.EOF {
+			return n, size, nil
+		}
+		if err != nil {
+			return n, size, err
+		}
+	}
 }
 
 // streamDomainManifest decodes a domain's manifest.json from r with the

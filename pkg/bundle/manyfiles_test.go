@@ -257,13 +257,13 @@ func TestVerifyMemoryPerFile(t *testing.T) {
 	const n = 20000
 	dir := writeManyFilesBundle(t, n)
 	roots := testRoots(t, "es256")
-	digests := map[string]Digest{}
+	digests := NewDigestSet(0)
 	for rel, data := range readTree(t, dir) {
-		digests[rel] = HashBytes(data)
+		digests.AddDigest(rel, HashBytes(data))
 	}
 	for _, c := range []struct {
 		name    string
-		digests map[string]Digest
+		digests *DigestSet
 		// maxLive and maxAlloc are bytes per file.
 		maxLive, maxAlloc uint64
 	}{

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -84,7 +86,7 @@ type VerifyOptions struct {
 	// Digests, when set, are the sizes and SHA-256 of the bundle's files as a
 	// caller computed them while writing them (import); files are not re-read
 	// for hashing then.
-	Digests map[string]Digest
+	Digests *DigestSet
 	// Rotate, when set, applies rotation statements carried in the bundle.
 	Rotate RotationFunc
 	// Progress is called with bytes hashed.
@@ -258,7 +260,7 @@ type verifier struct {
 	m     *Manifest
 	files *fileTable
 	// given replaces opts.Digests, which is dropped.
-	given *givenDigests
+	given *DigestSet
 }
 
 func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
@@ -306,7 +308,7 @@ func (v *verifier) digestSmall(rel string, max int64) (Digest, error) {
 func (v *verifier) run() error {
 	r := v.r
 	if v.opts.Digests != nil {
-		v.given = newGivenDigests(v.opts.Digests)
+		v.given = v.opts.Digests
 		v.opts.Digests = nil
 	}
 	// mirror.json is only hashed here: when its signature verifies, the
@@ -326,18 +328,24 @@ func (v *verifier) run() error {
 	r.Roots = v.roots
 
 	// The signature over the exact bytes comes before any parsing.
-	mBytes := v.checkDSSE(file)
-	if mBytes == nil {
-		var err error
-		if mBytes, err = v.readSmall(ManifestFile, MaxManifestSize); err != nil {
-			r.problem(ManifestFile, CheckManifest, missingOr(err), "", "")
+	var (
+		t   *fileTable
+		m   Manifest
+		err error
+	)
+	if v.checkDSSE(file) {
+		t, m, err = v.decodeSigned(file)
+	} else {
+		mBytes, rerr := v.readSmall(ManifestFile, MaxManifestSize)
+		if rerr != nil {
+			r.problem(ManifestFile, CheckManifest, missingOr(rerr), "", "")
 			r.check(CheckManifest, statusErr, "cannot read "+ManifestFile)
 			return nil
 		}
 		r.ManifestSHA256 = HashBytes(mBytes).SHA256
+		t = newFileTable(fileCountHint(mBytes))
+		m, err = decodeManifest(mBytes, t.add)
 	}
-	t := newFileTable(fileCountHint(mBytes))
-	m, err := decodeManifest(mBytes, t.add)
 	if err != nil {
 		r.problem(ManifestFile, CheckManifest, fmt.Errorf("%w: %v", ErrMalformed, err), "", "")
 		r.check(CheckManifest, statusErr, err.Error())
@@ -405,20 +413,21 @@ func (v *verifier) hashAndCheck() error {
 // checkDSSE checks mirror.dsse.json and returns the signed payload when its
 // signature verified and it is the bytes of mirror.json (file is their
 // digest); nil otherwise, or when the check is turned off.
-func (v *verifier) checkDSSE(file Digest) []byte {
+func (v *verifier) checkDSSE(file Digest) bool {
 	r := v.r
 	if !v.opts.VerifyDSSE {
 		r.check(CheckDSSE, "skip", "--verify-dsse=false: the manifest's signature was not checked")
 		r.Warnings = append(r.Warnings, "DSSE verification disabled: mirror.json is not authenticated")
-		return nil
+		return false
 	}
 	envBytes, err := v.readSmall(EnvelopeFile, sign.MaxEnvelopeSize)
 	if err != nil {
 		r.problem(EnvelopeFile, CheckDSSE, missingOr(err), "", "")
 		r.check(CheckDSSE, statusErr, "cannot read "+EnvelopeFile)
-		return nil
+		return false
 	}
-	res, err := sign.VerifyDSSE(envBytes, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
+	res, err := sign.VerifyDSSEDigest(envBytes, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
+	signed := Digest{Size: res.PayloadSize, SHA256: hex.EncodeToString(res.PayloadSHA256[:])}
 	switch {
 	case err != nil:
 		r.problem(EnvelopeFile, CheckDSSE, err, "", "")
@@ -432,19 +441,75 @@ func (v *verifier) checkDSSE(file Digest) []byte {
 				r.problem(ManifestFile, CheckDSSE, err, HashBytes(p).SHA256, r.ManifestSHA256)
 			}
 		}
-		return nil
-	case HashBytes(res.Payload) != file:
+		return false
+	case signed != file:
 		err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
-		r.problem(ManifestFile, CheckDSSE, err, HashBytes(res.Payload).SHA256, r.ManifestSHA256)
+		r.problem(ManifestFile, CheckDSSE, err, signed.SHA256, r.ManifestSHA256)
 		r.check(CheckDSSE, statusErr, "mirror.json differs from the signed payload")
-		return nil
+		return false
 	}
 	r.SignerKeyIDs = res.KeyIDs()
 	r.check(CheckDSSE, statusPass, "signed by "+strings.Join(res.KeyIDs(), ", "))
 	for _, ig := range res.Ignored {
 		r.Warnings = append(r.Warnings, "mirror.dsse.json: "+ig)
 	}
-	return res.Payload
+	return true
+}
+
+// decodeSigned decodes mirror.json once its signature has verified over
+// the digest file. It reads the file again rather than keeping the signed
+// payload (12 MiB for 66,000 files, beside the envelope it was decoded
+// from), and hashes what it decodes: a file that is no longer the one
+// signed is refused, whatever was decoded from it.
+func (v *verifier) decodeSigned(file Digest) (*fileTable, Manifest, error) {
+	hint, err := v.manifestFileCount()
+	if err != nil {
+		return nil, Manifest{}, err
+	}
+	f, err := v.fs.Open(ManifestFile)
+	if err != nil {
+		return nil, Manifest{}, err
+	}
+	defer f.Close()
+	t := newFileTable(hint)
+	add := t.add
+	if v.given != nil {
+		// One copy of each name, the given digests', rather than two.
+		add = func(e FileEntry) {
+			e.Path = v.given.intern(e.Path)
+			t.add(e)
+		}
+	}
+	h := sha256.New()
+	in := &io.LimitedReader{R: f, N: MaxManifestSize + 1}
+	m, decErr := decodeManifestFrom(io.TeeReader(in, h), add)
+	if _, err := io.Copy(h, in); err != nil {
+		return nil, Manifest{}, fmt.Errorf("%s: %w", ManifestFile, err)
+	}
+	read := Digest{Size: MaxManifestSize + 1 - in.N, SHA256: hex.EncodeToString(h.Sum(nil))}
+	if read != file {
+		return nil, Manifest{}, fmt.Errorf("%s changed while it was being verified", ManifestFile)
+	}
+	return t, m, decErr
+}
+
+// manifestFileCount is how many files mirror.json lists, for sizing the
+// file table: the number of given digests, or else a count of its "path"
+// keys (which the decoding pass then checks against the signed digest).
+func (v *verifier) manifestFileCount() (int, error) {
+	if v.given != nil {
+		return v.given.Len(), nil
+	}
+	f, err := v.fs.Open(ManifestFile)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, size, err := countPathKeys(io.LimitReader(f, MaxManifestSize+1))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", ManifestFile, err)
+	}
+	return int(min(int64(n), size/minFileEntryJSON)), nil
 }
 
 // checkDocuments runs the checks that read the signed documents: SHA256SUMS,

@@ -443,16 +443,16 @@ func TestVerifyOptionsAndInvocation(t *testing.T) {
 	}
 
 	// Digests computed by the caller replace hashing; a wrong one is caught.
-	digests := map[string]Digest{}
+	digests := NewDigestSet(0)
 	for rel, data := range readTree(t, dir) {
-		digests[rel] = HashBytes(data)
+		digests.AddDigest(rel, HashBytes(data))
 	}
 	opts = verifyOpts(roots, testNow)
 	opts.Digests = digests
 	if _, err := VerifyDir(context.Background(), dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	digests["mirror/index.json"] = HashBytes([]byte("x"))
+	digests.AddDigest("mirror/index.json", HashBytes([]byte("x")))
 	r, err = VerifyDir(context.Background(), dir, opts)
 	if !errors.Is(err, failure.ErrVerification) || !hasProblem(r, "mirror/index.json", ErrSizeMismatch) {
 		t.Errorf("wrong caller digest: %v%s", err, describeProblems(r))

@@ -58,7 +58,7 @@ var (
 
 // Stager copies a bundle into dir and returns the size and SHA-256 of every
 // file it wrote, computed while writing.
-type Stager func(ctx context.Context, dir string, progress func(int64)) (map[string]bundle.Digest, error)
+type Stager func(ctx context.Context, dir string, progress func(int64)) (*bundle.DigestSet, error)
 
 // Options configures Import.
 type Options struct {
@@ -474,7 +474,7 @@ func sameManifest(a, b string) (bool, error) {
 // before the first file is copied; files are then copied by several workers
 // at once (copying and hashing one file at a time left a core idle).
 func FolderStager(src string) Stager {
-	return func(ctx context.Context, dir string, progress func(int64)) (map[string]bundle.Digest, error) {
+	return func(ctx context.Context, dir string, progress func(int64)) (*bundle.DigestSet, error) {
 		st, err := os.Stat(src)
 		if err != nil {
 			return nil, failure.Classify(failure.ErrUsage, fmt.Errorf("bundle %s: %w", src, err))
@@ -582,7 +582,7 @@ const stageWorkers = 4
 // The smallest file is copied alone before the workers start, so that the
 // import-mid-copy crash point is reached once, by one goroutine, as in a
 // sequential copy: a pause there stops the whole copy until the signal.
-func copyFiles(ctx context.Context, dst *os.Root, src string, files []stageJob, progress func(int64)) (map[string]bundle.Digest, error) {
+func copyFiles(ctx context.Context, dst *os.Root, src string, files []stageJob, progress func(int64)) (*bundle.DigestSet, error) {
 	sort.SliceStable(files, func(i, j int) bool { return files[i].size > files[j].size })
 	if n := len(files); n > 1 {
 		smallest := files[n-1]
@@ -598,7 +598,7 @@ func copyFiles(ctx context.Context, dst *os.Root, src string, files []stageJob, 
 			pmu.Unlock()
 		}
 	}
-	out := make(map[string]bundle.Digest, len(files))
+	out := bundle.NewDigestSet(len(files))
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -621,7 +621,7 @@ func copyFiles(ctx context.Context, dst *os.Root, src string, files []stageJob, 
 		if err != nil {
 			return nil, err
 		}
-		out[j.rel] = d
+		out.AddDigest(j.rel, d)
 	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), stageWorkers, len(files)))
 	for range workers {
@@ -648,7 +648,7 @@ func copyFiles(ctx context.Context, dst *os.Root, src string, files []stageJob, 
 						firstErr = err
 					}
 				} else {
-					out[j.rel] = d
+					out.AddDigest(j.rel, d)
 				}
 				mu.Unlock()
 			}

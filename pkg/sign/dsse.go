@@ -6,10 +6,12 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -140,22 +142,12 @@ func parseEnvelopeView(data []byte) (*envelopeView, error) {
 // into the pre-authentication encoding that signatures cover, and returns
 // the encoding and the payload inside it.
 func decodePAE(payloadType string, str rawString) (pae, payload []byte, err error) {
-	var b64 []byte // an absent payload is empty
-	if len(str) >= 2 {
-		b64 = str[1 : len(str)-1]
+	b64, err := payloadBase64(str)
+	if err != nil {
+		return nil, nil, err
 	}
-	if bytes.IndexByte(b64, '\\') >= 0 {
-		var s string
-		if err := json.Unmarshal(str, &s); err != nil {
-			return nil, nil, fmt.Errorf("%w: payload: %v", ErrDSSEMalformed, err)
-		}
-		b64 = []byte(s)
-	}
-	n := base64.StdEncoding.DecodedLen(len(b64))
-	for i := len(b64) - 1; i >= 0 && i >= len(b64)-2 && b64[i] == '='; i-- {
-		n--
-	}
-	header := fmt.Sprintf("DSSEv1 %d %s %d ", len(payloadType), payloadType, max(n, 0))
+	n := decodedLen(b64)
+	header := paeHeader(payloadType, n)
 	// Decode may write up to DecodedLen bytes before it finds bad input.
 	pae = make([]byte, len(header)+base64.StdEncoding.DecodedLen(len(b64)))
 	copy(pae, header)
@@ -170,6 +162,163 @@ func decodePAE(payloadType string, str rawString) (pae, payload []byte, err erro
 	return pae, pae[len(header):], nil
 }
 
+// payloadBase64 returns the base64 text of a payload given as its JSON
+// string: the bytes between the quotes, unless the string has escapes.
+func payloadBase64(str rawString) ([]byte, error) {
+	var b64 []byte // an absent payload is empty
+	if len(str) >= 2 {
+		b64 = str[1 : len(str)-1]
+	}
+	if bytes.IndexByte(b64, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(str, &s); err != nil {
+			return nil, fmt.Errorf("%w: payload: %v", ErrDSSEMalformed, err)
+		}
+		b64 = []byte(s)
+	}
+	return b64, nil
+}
+
+// decodedLen is the length b64 decodes to, if it is well formed.
+func decodedLen(b64 []byte) int {
+	n := base64.StdEncoding.DecodedLen(len(b64))
+	for i := len(b64) - 1; i >= 0 && i >= len(b64)-2 && b64[i] == '='; i-- {
+		n--
+	}
+	return max(n, 0)
+}
+
+// paeHeader is what precedes a payload of n bytes in its
+// pre-authentication encoding.
+func paeHeader(payloadType string, n int) string {
+	return fmt.Sprintf("DSSEv1 %d %s %d ", len(payloadType), payloadType, n)
+}
+
+// decodeChunkChars is how much base64 decodeChunks decodes at a time.
+const decodeChunkChars = 4 << 10
+
+// decodeChunks decodes b64 as base64.StdEncoding.Strict().Decode does,
+// handing the bytes to fn a few kilobytes at a time instead of into one
+// buffer, and returns how many there were. b64 holds no line breaks (it
+// comes from a JSON string without escapes), so every chunk but the last
+// is a whole number of quanta without padding.
+func decodeChunks(b64 []byte, fn func([]byte)) (int, error) {
+	enc := base64.StdEncoding.Strict()
+	var buf [decodeChunkChars / 4 * 3]byte
+	total := 0
+	for off := 0; off < len(b64); off += decodeChunkChars {
+		end := min(off+decodeChunkChars, len(b64))
+		part := b64[off:end]
+		if end < len(b64) {
+			if i := bytes.IndexByte(part, '='); i >= 0 {
+				return total, base64.CorruptInputError(off + i)
+			}
+		}
+		m, err := enc.Decode(buf[:], part)
+		if err != nil {
+			var bad base64.CorruptInputError
+			if errors.As(err, &bad) {
+				err = base64.CorruptInputError(int64(bad) + int64(off))
+			}
+			return total, err
+		}
+		fn(buf[:m])
+		total += m
+	}
+	return total, nil
+}
+
+// paeSource is the pre-authentication encoding of an envelope's payload,
+// for checking signatures without decoding a payload of several MiB into
+// one buffer: a signature over a digest (ECDSA, RSA) is checked against a
+// hash computed from the base64 a chunk at a time, and only Ed25519, which
+// signs the message itself, needs it whole.
+type paeSource struct {
+	header string
+	b64    []byte
+	n      int
+	// pae is the encoding decoded whole: from the start when the payload
+	// had escapes, else once message needs it.
+	pae     []byte
+	digests map[crypto.Hash][]byte
+	// sum is the SHA-256 of the payload.
+	sum [32]byte
+}
+
+// newPAESource checks that the payload is well-formed base64 and hashes it,
+// as one pass over its text, together with the SHA-256 of the encoding.
+func newPAESource(payloadType string, str rawString) (*paeSource, error) {
+	b64, err := payloadBase64(str)
+	if err != nil {
+		return nil, err
+	}
+	if len(str) >= 2 && len(b64) != len(str)-2 {
+		// Escaped: decoded whole, as before.
+		pae, payload, err := decodePAE(payloadType, str)
+		if err != nil {
+			return nil, err
+		}
+		p := &paeSource{header: string(pae[:len(pae)-len(payload)]), n: len(payload), pae: pae,
+			digests: map[crypto.Hash][]byte{}, sum: sha256.Sum256(payload)}
+		return p, nil
+	}
+	n := decodedLen(b64)
+	p := &paeSource{header: paeHeader(payloadType, n), b64: b64, n: n, digests: map[crypto.Hash][]byte{}}
+	payloadHash, paeHash := sha256.New(), sha256.New()
+	io.WriteString(paeHash, p.header)
+	m, err := decodeChunks(b64, func(b []byte) {
+		payloadHash.Write(b)
+		paeHash.Write(b)
+	})
+	if err == nil && m != n {
+		err = fmt.Errorf("decoded %d bytes, expected %d", m, n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload is not standard base64: %v", ErrDSSEMalformed, err)
+	}
+	payloadHash.Sum(p.sum[:0])
+	p.digests[crypto.SHA256] = paeHash.Sum(nil)
+	return p, nil
+}
+
+// digest returns the hash h of the encoding.
+func (p *paeSource) digest(h crypto.Hash) []byte {
+	if d, ok := p.digests[h]; ok {
+		return d
+	}
+	w := h.New()
+	if p.pae != nil {
+		w.Write(p.pae)
+	} else {
+		io.WriteString(w, p.header)
+		// The text decoded once already, in newPAESource.
+		_, _ = decodeChunks(p.b64, func(b []byte) { w.Write(b) })
+	}
+	d := w.Sum(nil)
+	p.digests[h] = d
+	return d
+}
+
+// message returns the encoding whole.
+func (p *paeSource) message() []byte {
+	if p.pae == nil {
+		p.pae = make([]byte, 0, len(p.header)+p.n)
+		p.pae = append(p.pae, p.header...)
+		_, _ = decodeChunks(p.b64, func(b []byte) { p.pae = append(p.pae, b...) })
+	}
+	return p.pae
+}
+
+// payload returns the decoded payload.
+func (p *paeSource) payload() []byte {
+	if p.pae != nil {
+		return p.pae[len(p.header):]
+	}
+	out := make([]byte, 0, p.n)
+	_, _ = decodeChunks(p.b64, func(b []byte) { out = append(out, b...) })
+	return out
+}
+
 // EnvelopePayload returns the payload an envelope carries, unverified.
 func EnvelopePayload(data []byte) ([]byte, error) {
 	env, err := parseEnvelopeView(data)
@@ -182,7 +331,11 @@ func EnvelopePayload(data []byte) ([]byte, error) {
 
 // DSSEResult describes a verified envelope.
 type DSSEResult struct {
+	// Payload is the verified payload; VerifyDSSEDigest leaves it nil.
 	Payload []byte
+	// PayloadSize and PayloadSHA256 describe the payload.
+	PayloadSize   int64
+	PayloadSHA256 [32]byte
 	// Accepted are the distinct trusted keys whose signatures verified.
 	Accepted []trust.Key
 	// Ignored explains signatures that did not count (unknown key, bad signature,
@@ -203,6 +356,19 @@ func (r DSSEResult) KeyIDs() []string {
 // distinct trusted keys valid at now; threshold of them must verify. A key
 // counts once however many signatures or key ids name it.
 func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Time, threshold int) (DSSEResult, error) {
+	return verifyDSSE(data, payloadType, roots, now, threshold, true)
+}
+
+// VerifyDSSEDigest is VerifyDSSE for a caller that reads the payload from
+// elsewhere (the file it should equal, hashed as it is read): the result
+// gives the payload's size and SHA-256 but not its bytes, and a payload of
+// several MiB is never held decoded, unless an Ed25519 signature, which
+// covers the message itself, needs it.
+func VerifyDSSEDigest(data []byte, payloadType string, roots *trust.Roots, now time.Time, threshold int) (DSSEResult, error) {
+	return verifyDSSE(data, payloadType, roots, now, threshold, false)
+}
+
+func verifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Time, threshold int, keepPayload bool) (DSSEResult, error) {
 	var res DSSEResult
 	env, err := parseEnvelopeView(data)
 	if err != nil {
@@ -211,10 +377,11 @@ func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 	if env.PayloadType != payloadType {
 		return res, fmt.Errorf("%w: %q, want %q", ErrDSSEPayloadType, env.PayloadType, payloadType)
 	}
-	pae, payload, err := decodePAE(env.PayloadType, env.Payload)
+	pae, err := newPAESource(env.PayloadType, env.Payload)
 	if err != nil {
 		return res, err
 	}
+	res.PayloadSize, res.PayloadSHA256 = int64(pae.n), pae.sum
 	if threshold < 1 {
 		threshold = 1
 	}
@@ -262,7 +429,9 @@ func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 		res.Accepted = append(res.Accepted, k)
 	}
 	if len(res.Accepted) >= threshold {
-		res.Payload = payload
+		if keepPayload {
+			res.Payload = pae.payload()
+		}
 		return res, nil
 	}
 	if policyErr != nil && len(res.Accepted)+len(outside) >= threshold {
@@ -272,26 +441,22 @@ func VerifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 		strings.Join(res.Ignored, "; "))
 }
 
-func verifyPAE(pub crypto.PublicKey, pae, sig []byte) error {
+func verifyPAE(pub crypto.PublicKey, pae *paeSource, sig []byte) error {
 	switch k := pub.(type) {
 	case ed25519.PublicKey:
-		if !ed25519.Verify(k, pae, sig) {
+		if !ed25519.Verify(k, pae.message(), sig) {
 			return errBadSignature
 		}
 		return nil
 	case *ecdsa.PublicKey:
 		alg, _ := DefaultAlg(k)
 		h := hashFor(alg)
-		hw := h.New()
-		hw.Write(pae)
-		return verifyDigest(k, h, hw.Sum(nil), sig, false)
+		return verifyDigest(k, h, pae.digest(h), sig, false)
 	}
 	// RSA: accept the digests of RS256 and RS384.
 	var last error
 	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384} {
-		hw := h.New()
-		hw.Write(pae)
-		if last = verifyDigest(pub, h, hw.Sum(nil), sig, false); last == nil {
+		if last = verifyDigest(pub, h, pae.digest(h), sig, false); last == nil {
 			return nil
 		}
 	}

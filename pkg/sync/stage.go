@@ -56,7 +56,7 @@ type stager struct {
 }
 
 // stage is the importer.Stager of a sync.
-func (st *stager) stage(ctx context.Context, dir string, progress func(int64)) (map[string]bundle.Digest, error) {
+func (st *stager) stage(ctx context.Context, dir string, progress func(int64)) (*bundle.DigestSet, error) {
 	r, s := st.r, st.r.s
 	st.progress = progress
 	if st.progress == nil {
@@ -147,7 +147,11 @@ func (st *stager) stage(ctx context.Context, dir string, progress func(int64)) (
 			return nil, err
 		}
 	}
-	return st.digests, nil
+	out := bundle.NewDigestSet(len(st.digests))
+	for rel, d := range st.digests {
+		out.AddDigest(rel, d)
+	}
+	return out, nil
 }
 
 // trustRoots returns the roots the envelope is checked against before

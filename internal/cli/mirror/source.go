@@ -67,7 +67,7 @@ func stagerFor(ctx context.Context, io *iostreams.IO, path string, roots *trust.
 	if err != nil {
 		return nil, nil, err
 	}
-	stage := func(ctx context.Context, dir string, progress func(int64)) (map[string]bundle.Digest, error) {
+	stage := func(ctx context.Context, dir string, progress func(int64)) (*bundle.DigestSet, error) {
 		root, err := os.OpenRoot(dir)
 		if err != nil {
 			return nil, err
@@ -77,9 +77,9 @@ func stagerFor(ctx context.Context, io *iostreams.IO, path string, roots *trust.
 		if err != nil {
 			return nil, err
 		}
-		out := make(map[string]bundle.Digest, len(files))
+		out := bundle.NewDigestSet(len(files))
 		for _, f := range files {
-			out[f.Path] = bundle.Digest{Size: f.Size, SHA256: f.SHA256}
+			out.AddDigest(f.Path, bundle.Digest{Size: f.Size, SHA256: f.SHA256})
 			if progress != nil {
 				progress(f.Size)
 			}
