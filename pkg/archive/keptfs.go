@@ -98,6 +98,14 @@ func (d *keptDoc) keep(name string) {
 	k.packed[name] = packedDocument{size: d.size, zst: bytes.Clone(d.zst)}
 }
 
+// Forget drops the bytes kept of rel (see bundle.MemFS.Forget).
+func (k *keptFS) Forget(rel string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.packed, rel)
+	k.MemFS.Forget(rel)
+}
+
 // close lets the encoder go; it is called once the archive has gone by, as
 // its buffers are no longer needed.
 func (k *keptFS) close() {

@@ -85,4 +85,18 @@ func TestKeptFS(t *testing.T) {
 	if err != nil || len(sizes) != 5 || sizes["mirror.json"] != int64(len(docs["mirror.json"])) {
 		t.Fatalf("files %v, %v", sizes, err)
 	}
+
+	// A forgotten document is still listed, but its bytes are gone.
+	for _, name := range []string{"mirror.json", "mirror/index.json"} {
+		k.Forget(name)
+		if _, err := k.Open(name); err == nil || errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s forgotten: open gave %v", name, err)
+		}
+	}
+	if _, packed := k.packed["mirror.json"]; packed {
+		t.Error("forgotten document still packed")
+	}
+	if sizes, _, _ := k.Files(); len(sizes) != 5 {
+		t.Fatalf("files after forgetting %v", sizes)
+	}
 }

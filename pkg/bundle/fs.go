@@ -189,6 +189,12 @@ func (m *MemFS) Open(rel string) (io.ReadCloser, error) {
 	return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrNotExist}
 }
 
+// Forget drops the kept bytes of rel, which verification will not read
+// again: the envelope of mirror.json once read, say, whose bytes are
+// the larger part of what a verify of an archive holds. Opening rel then
+// fails as for a file whose bytes were not kept.
+func (m *MemFS) Forget(rel string) { delete(m.data, rel) }
+
 // has reports whether rel is a file of the MemFS.
 func (m *MemFS) has(rel string) bool {
 	if m.set != nil {

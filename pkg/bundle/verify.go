@@ -287,6 +287,14 @@ func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// forget lets the FS drop the bytes of rel, which verification reads no
+// more, when it holds them in memory (see MemFS.Forget).
+func (v *verifier) forget(rel string) {
+	if f, ok := v.fs.(interface{ Forget(string) }); ok {
+		f.Forget(rel)
+	}
+}
+
 // digestSmall hashes rel, failing as readSmall would, without keeping its
 // bytes.
 func (v *verifier) digestSmall(rel string, max int64) (Digest, error) {
@@ -335,6 +343,7 @@ func (v *verifier) run() error {
 	)
 	if v.checkDSSE(file) {
 		t, m, err = v.decodeSigned(file)
+		v.forget(ManifestFile)
 	} else {
 		mBytes, rerr := v.readSmall(ManifestFile, MaxManifestSize)
 		if rerr != nil {
@@ -426,6 +435,7 @@ func (v *verifier) checkDSSE(file Digest) bool {
 		r.check(CheckDSSE, statusErr, "cannot read "+EnvelopeFile)
 		return false
 	}
+	v.forget(EnvelopeFile)
 	res, err := sign.VerifyDSSEDigest(envBytes, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
 	signed := Digest{Size: res.PayloadSize, SHA256: hex.EncodeToString(res.PayloadSHA256[:])}
 	switch {
