@@ -261,6 +261,8 @@ type verifier struct {
 	files *fileTable
 	// given replaces opts.Digests, which is dropped.
 	given *DigestSet
+	// envelopeSHA256 is the digest of mirror.dsse.json as checkDSSE read it.
+	envelopeSHA256 string
 }
 
 func (v *verifier) readSmall(rel string, max int64) ([]byte, error) {
@@ -435,6 +437,7 @@ func (v *verifier) checkDSSE(file Digest) bool {
 		r.check(CheckDSSE, statusErr, "cannot read "+EnvelopeFile)
 		return false
 	}
+	v.envelopeSHA256 = HashBytes(envBytes).SHA256
 	v.forget(EnvelopeFile)
 	res, err := sign.VerifyDSSEDigest(envBytes, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
 	signed := Digest{Size: res.PayloadSize, SHA256: hex.EncodeToString(res.PayloadSHA256[:])}
