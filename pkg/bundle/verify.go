@@ -421,9 +421,9 @@ func (v *verifier) hashAndCheck() error {
 	return nil
 }
 
-// checkDSSE checks mirror.dsse.json and returns the signed payload when its
-// signature verified and it is the bytes of mirror.json (file is their
-// digest); nil otherwise, or when the check is turned off.
+// checkDSSE checks mirror.dsse.json and reports whether its signature
+// verified over the bytes of mirror.json (file is their digest). The
+// envelope is read as a stream (sign.VerifyDSSEStream), never whole.
 func (v *verifier) checkDSSE(file Digest) bool {
 	r := v.r
 	if !v.opts.VerifyDSSE {
@@ -431,15 +431,18 @@ func (v *verifier) checkDSSE(file Digest) bool {
 		r.Warnings = append(r.Warnings, "DSSE verification disabled: mirror.json is not authenticated")
 		return false
 	}
-	envBytes, err := v.readSmall(EnvelopeFile, sign.MaxEnvelopeSize)
+	env, err := v.digestSmall(EnvelopeFile, sign.MaxEnvelopeSize)
 	if err != nil {
 		r.problem(EnvelopeFile, CheckDSSE, missingOr(err), "", "")
 		r.check(CheckDSSE, statusErr, "cannot read "+EnvelopeFile)
 		return false
 	}
-	v.envelopeSHA256 = HashBytes(envBytes).SHA256
+	v.envelopeSHA256 = env.SHA256
+	var want [32]byte
+	hex.Decode(want[:], []byte(env.SHA256))
+	open := func() (io.ReadCloser, error) { return v.fs.Open(EnvelopeFile) }
+	res, err := sign.VerifyDSSEStream(open, want, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
 	v.forget(EnvelopeFile)
-	res, err := sign.VerifyDSSEDigest(envBytes, PayloadType, v.roots, v.opts.Now, v.opts.Threshold)
 	signed := Digest{Size: res.PayloadSize, SHA256: hex.EncodeToString(res.PayloadSHA256[:])}
 	switch {
 	case err != nil:
@@ -448,11 +451,9 @@ func (v *verifier) checkDSSE(file Digest) bool {
 		// A signature refused only for its key's validity window still
 		// binds its payload: a mirror.json that differs from it is forged,
 		// a verification failure whatever the time.
-		if errors.Is(err, failure.ErrPolicy) {
-			if p, ok := envelopePayload(envBytes); ok && HashBytes(p) != file {
-				err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
-				r.problem(ManifestFile, CheckDSSE, err, HashBytes(p).SHA256, r.ManifestSHA256)
-			}
+		if errors.Is(err, failure.ErrPolicy) && signed != file {
+			err := fmt.Errorf("%w: not the bytes mirror.dsse.json signed (modified after signing)", ErrMalformed)
+			r.problem(ManifestFile, CheckDSSE, err, signed.SHA256, r.ManifestSHA256)
 		}
 		return false
 	case signed != file:
@@ -537,12 +538,6 @@ func (v *verifier) checkDocuments() error {
 	}
 	v.checkRotationsListed()
 	return nil
-}
-
-// envelopePayload returns the payload an envelope carries, unverified.
-func envelopePayload(data []byte) ([]byte, bool) {
-	p, err := sign.EnvelopePayload(data)
-	return p, err == nil
 }
 
 func missingOr(err error) error {

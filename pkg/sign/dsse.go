@@ -243,6 +243,9 @@ type paeSource struct {
 	digests map[crypto.Hash][]byte
 	// sum is the SHA-256 of the payload.
 	sum [32]byte
+	// streamed: the payload was hashed as it was read (VerifyDSSEStream)
+	// and only the hashes in digests are known.
+	streamed bool
 }
 
 // newPAESource checks that the payload is well-formed base64 and hashes it,
@@ -286,6 +289,10 @@ func (p *paeSource) digest(h crypto.Hash) []byte {
 	if d, ok := p.digests[h]; ok {
 		return d
 	}
+	if p.streamed {
+		// Only the hashes computed while streaming are known: fail closed.
+		return nil
+	}
 	w := h.New()
 	if p.pae != nil {
 		w.Write(p.pae)
@@ -299,8 +306,12 @@ func (p *paeSource) digest(h crypto.Hash) []byte {
 	return d
 }
 
-// message returns the encoding whole.
+// message returns the encoding whole (nil, failing closed, for a streamed
+// payload, which VerifyDSSEStream does not stream for Ed25519 keys).
 func (p *paeSource) message() []byte {
+	if p.pae == nil && p.streamed {
+		return nil
+	}
 	if p.pae == nil {
 		p.pae = make([]byte, 0, len(p.header)+p.n)
 		p.pae = append(p.pae, p.header...)
@@ -381,6 +392,13 @@ func verifyDSSE(data []byte, payloadType string, roots *trust.Roots, now time.Ti
 	if err != nil {
 		return res, err
 	}
+	return checkSignatures(env, pae, roots, now, threshold, keepPayload)
+}
+
+// checkSignatures counts the signatures of env over pae as VerifyDSSE
+// describes.
+func checkSignatures(env *envelopeView, pae *paeSource, roots *trust.Roots, now time.Time, threshold int, keepPayload bool) (DSSEResult, error) {
+	var res DSSEResult
 	res.PayloadSize, res.PayloadSHA256 = int64(pae.n), pae.sum
 	if threshold < 1 {
 		threshold = 1

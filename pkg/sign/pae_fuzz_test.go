@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -84,5 +85,25 @@ func TestPAESourceMatchesWhole(t *testing.T) {
 		for _, c := range cases {
 			comparePAE(t, `"`+c+`"`)
 		}
+	}
+}
+
+// TestScanEnvelopeStreamsPayload checks that the plain form is streamed:
+// the payload's characters go to the callback and the skeleton keeps only
+// the other fields.
+func TestScanEnvelopeStreamsPayload(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("mirror.json "), 20000))
+	env := []byte(`{"payloadType":"t","payload":"` + b64 + `","signatures":[{"keyid":"k","sig":"AA=="}]}`)
+	var streamed []byte
+	skel, raw, ok, err := scanEnvelope(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(env)), nil },
+		func(p []byte) { streamed = append(streamed, p...) })
+	if err != nil || !ok {
+		t.Fatalf("not streamed: ok %v, %v", ok, err)
+	}
+	if string(skel) != `{"payloadType":"t","payload":"","signatures":[{"keyid":"k","sig":"AA=="}]}` {
+		t.Fatalf("skeleton %q", skel)
+	}
+	if string(streamed) != b64 || raw != sha256.Sum256(env) {
+		t.Fatalf("streamed %d characters of %d", len(streamed), len(b64))
 	}
 }
