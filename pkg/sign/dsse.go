@@ -199,33 +199,12 @@ const decodeChunkChars = 4 << 10
 
 // decodeChunks decodes b64 as base64.StdEncoding.Strict().Decode does,
 // handing the bytes to fn a few kilobytes at a time instead of into one
-// buffer, and returns how many there were. b64 holds no line breaks (it
-// comes from a JSON string without escapes), so every chunk but the last
-// is a whole number of quanta without padding.
+// buffer (see base64Stream), and returns how many there were.
 func decodeChunks(b64 []byte, fn func([]byte)) (int, error) {
-	enc := base64.StdEncoding.Strict()
-	var buf [decodeChunkChars / 4 * 3]byte
-	total := 0
-	for off := 0; off < len(b64); off += decodeChunkChars {
-		end := min(off+decodeChunkChars, len(b64))
-		part := b64[off:end]
-		if end < len(b64) {
-			if i := bytes.IndexByte(part, '='); i >= 0 {
-				return total, base64.CorruptInputError(off + i)
-			}
-		}
-		m, err := enc.Decode(buf[:], part)
-		if err != nil {
-			var bad base64.CorruptInputError
-			if errors.As(err, &bad) {
-				err = base64.CorruptInputError(int64(bad) + int64(off))
-			}
-			return total, err
-		}
-		fn(buf[:m])
-		total += m
-	}
-	return total, nil
+	d := newBase64Stream(fn)
+	d.write(b64)
+	err := d.close()
+	return d.total, err
 }
 
 // paeSource is the pre-authentication encoding of an envelope's payload,

@@ -267,11 +267,14 @@ func streamBase64(br *bufio.Reader, fn func([]byte)) bool {
 	}
 }
 
-// base64Stream decodes base64 written to it in pieces of any length
-// exactly as decodeChunks decodes it whole: in chunks of decodeChunkChars
-// characters counted from the start.
+// base64Stream decodes base64 written to it in pieces of any length as
+// base64.StdEncoding.Strict().Decode decodes it whole, in chunks of
+// decodeChunkChars characters counted from the start. The text holds no
+// line breaks (it comes from a JSON string without escapes), so every chunk
+// but the last is a whole number of quanta without padding.
 type base64Stream struct {
 	buf   [decodeChunkChars]byte
+	dec   [decodeChunkChars / 4 * 3]byte
 	n     int
 	chars int
 	tail  [2]byte // the last two characters written
@@ -309,13 +312,16 @@ func (s *base64Stream) flush(final bool) {
 	case s.n == 1:
 		s.tail = [2]byte{s.tail[1], part[0]}
 	}
-	var out [decodeChunkChars / 4 * 3]byte
-	m, err := base64.StdEncoding.Strict().Decode(out[:], part)
+	m, err := base64.StdEncoding.Strict().Decode(s.dec[:], part)
 	if err != nil {
+		var bad base64.CorruptInputError
+		if errors.As(err, &bad) {
+			err = base64.CorruptInputError(int64(bad) + int64(s.chars))
+		}
 		s.err = err
 		return
 	}
-	s.out(out[:m])
+	s.out(s.dec[:m])
 	s.total += m
 	s.chars += s.n
 	s.n = 0
