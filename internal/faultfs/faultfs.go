@@ -147,6 +147,10 @@ func CheckWrite(n int) error {
 	return err
 }
 
+// Active reports whether a rule is set: writes that bypass WrapWriter (a
+// copy inside the kernel) must then not be used.
+func Active() bool { return active.Load() != nil }
+
 // WrapWriter returns w itself when no rule is set, else a writer that
 // passes writes through to w until a limit is reached, then writes the
 // part that fits and returns the injected error (a short write, as a full

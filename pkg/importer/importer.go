@@ -675,11 +675,27 @@ func copyFile(ctx context.Context, dst *os.Root, rel, src string, buf []byte, pr
 		return bundle.Digest{}, fmt.Errorf("read %s: %w", src, err)
 	}
 	defer in.Close()
-	out, err := dst.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	st, err := in.Stat()
+	if err != nil {
+		return bundle.Digest{}, fmt.Errorf("read %s: %w", src, err)
+	}
+	// A large file is copied inside the kernel and hashed read back from
+	// the staged copy (copyKernel), unless write faults are being injected.
+	kernel := st.Size() >= kernelCopyMin && !faultfs.Active()
+	mode := os.O_WRONLY
+	if kernel {
+		mode = os.O_RDWR
+	}
+	out, err := dst.OpenFile(rel, mode|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return bundle.Digest{}, fmt.Errorf("stage %s: %w", rel, err)
 	}
-	d, err := CopyHashing(ctx, faultfs.WrapWriter(out), in, buf, progress)
+	var d bundle.Digest
+	if kernel {
+		d, err = copyKernel(ctx, out, in, buf, progress)
+	} else {
+		d, err = CopyHashing(ctx, faultfs.WrapWriter(out), in, buf, progress)
+	}
 	if err != nil {
 		out.Close()
 		return d, fmt.Errorf("stage %s: %w", rel, err)
