@@ -352,15 +352,21 @@ func joinInts[T any](xs []T, f func(T) int) string {
 	return strings.Join(parts, "/")
 }
 
-// vex runs every file-bound comparison on generated OpenVEX data of size bytes.
 // vexSource returns the VEX source tree of size: the one -data names when
-// it holds vex-SIZE, otherwise one generated below dir.
+// it holds vex-SIZE (a symbolic link to the tree will do), otherwise one
+// generated below dir.
 func (b *Bench) vexSource(dir string, size int64) (Dataset, error) {
 	if b.cfg.data != "" {
-		src := filepath.Join(b.cfg.data, "vex-"+humanSize(size))
+		src, err := filepath.EvalSymlinks(filepath.Join(b.cfg.data, "vex-"+humanSize(size)))
+		if err != nil {
+			return Dataset{}, fmt.Errorf("-data: %w", err)
+		}
 		n, files, err := dirSize(src)
 		if err != nil {
 			return Dataset{}, fmt.Errorf("-data: %w", err)
+		}
+		if files == 0 {
+			return Dataset{}, fmt.Errorf("-data: %s holds no files (make it with benchrun -generate)", src)
 		}
 		logf("data: %s of OpenVEX from %s (%d files)", humanSize(n), src, files)
 		return Dataset{Name: "vex-" + humanSize(size), Dir: src, Files: files, Bytes: n}, nil
@@ -369,6 +375,7 @@ func (b *Bench) vexSource(dir string, size int64) (Dataset, error) {
 	return makeVEX(filepath.Join(dir, "src"), size)
 }
 
+// vex runs every file-bound comparison on generated OpenVEX data of size bytes.
 func (b *Bench) vex(size int64) error {
 	dir := filepath.Join(b.cfg.work, "vex-"+humanSize(size))
 	defer trash.Remove(dir)
